@@ -1,0 +1,3 @@
+from eegalign.cli import main
+
+raise SystemExit(main())

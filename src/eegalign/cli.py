@@ -1,0 +1,107 @@
+"""The ``eegalign`` command line.
+
+``eegalign --help`` lists the commands without importing torch. Each command lives in its own
+module ``eegalign.commands.<name>`` exposing ``add_arguments(parser)`` and ``run(args) -> int``;
+the module is imported only when its command runs. ``fit``/``validate``/``test``/``predict`` are
+handed to LightningCLI untouched.
+
+Errors a user can fix (:class:`eegalign.errors.EEGAlignError`, missing files, bad values) are
+printed as one line on stderr with exit status 2; anything else is a bug, printed as one line
+with exit status 1, and with its traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Order is the order shown in --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("eegalign.commands.data", "make a synthetic data set (synth) or prepare a source into a cache (prepare)"),
+    "embed": ("eegalign.commands.embed", "compute CLIP image/text targets for every image of a cache"),
+    "fit": ("eegalign.commands.fit", "train an encoder (LightningCLI; see `eegalign fit --help`)"),
+    "validate": ("eegalign.commands.fit", "run validation of a checkpoint (LightningCLI)"),
+    "test": ("eegalign.commands.fit", "run the test loop of a checkpoint (LightningCLI)"),
+    "predict": ("eegalign.commands.fit", "run prediction with a checkpoint (LightningCLI)"),
+    "baseline": ("eegalign.commands.baseline", "fit a closed-form baseline (ridge) and write its predictions"),
+    "evaluate": ("eegalign.commands.evaluate", "metrics, baselines and an HTML report for a checkpoint or predictions file"),
+    "compare": ("eegalign.commands.compare", "put several runs' metrics side by side"),
+    "generate": ("eegalign.commands.generate", "Stable Diffusion images from predicted embeddings + N-way accuracy"),
+    "demo": ("eegalign.commands.demo", "synthetic data -> prepare -> train -> evaluate -> report, on CPU"),
+    "models": ("eegalign.commands.models", "list the registered encoders and their presets"),
+}
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    from eegalign import __version__
+
+    epilog = "commands:\n" + "\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items())
+    epilog += "\n\nRun `eegalign COMMAND --help` for a command's options. Add --debug anywhere for tracebacks."
+    p = argparse.ArgumentParser(
+        prog="eegalign",
+        description="Decode what a person sees from EEG: CLIP-aligned encoders, honest metrics, image generation.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"eegalign {__version__}")
+    p.add_argument("command", nargs="?", choices=list(COMMANDS), metavar="COMMAND", help="one of the commands below")
+    return p
+
+
+def _report_error(exc: BaseException, debug: bool) -> int:
+    from eegalign.errors import EEGAlignError
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    user_errors: tuple[type[BaseException], ...] = (EEGAlignError, FileNotFoundError, NotADirectoryError, PermissionError)
+    if isinstance(exc, user_errors):
+        msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        print(f"eegalign: error: {msg}", file=sys.stderr)
+        return 2
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    print(
+        f"eegalign: internal error: {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if debug:
+        os.environ["EEGALIGN_DEBUG"] = "1"
+
+    if not argv or argv[0] not in COMMANDS:
+        _top_parser().parse_args(argv or ["--help"])  # prints help / version / error and exits
+        return 2
+    command, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[command]
+    try:
+        module = importlib.import_module(module_name)
+        if command in LIGHTNING_COMMANDS:
+            return int(module.run_lightning(command, rest) or 0)
+        parser = argparse.ArgumentParser(prog=f"eegalign {command}", description=help_text)
+        module.add_arguments(parser)
+        args = parser.parse_args(rest)
+        args.debug = debug
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("eegalign: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        return _report_error(exc, debug)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

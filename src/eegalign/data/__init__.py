@@ -1,0 +1,1 @@
+"""The data layer: sources -> preprocess -> cache -> targets -> datamodule."""
