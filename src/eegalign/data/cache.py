@@ -1,0 +1,368 @@
+"""The canonical cache: fingerprinted, written atomically, memory-mapped when read.
+
+Layout (see docs/data.md): ``eeg.npy`` float32 ``(N, C, T)``, ``meta.parquet`` (one row per trial,
+same order), ``images/<image_id>.jpg|png``, ``stats.json`` (every preprocessing parameter and the
+train-only normalisation statistics), ``manifest.json`` (source, format, parameters, package version,
+fingerprint, counts; written last) and, after ``eegalign embed`` or when the source ships them,
+``targets/{image,text}.safetensors``.
+
+``prepare_cache`` writes everything into a temporary sibling directory and renames it into place, so
+an interrupted run never leaves a directory that looks like a complete cache. Re-running it with the
+same source and parameters reuses the cache; other parameters into an existing cache are refused
+unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eegalign.errors import ConfigError, DataError
+
+ROUTES = ("image", "text")
+CACHE_FILES = ("eeg.npy", "meta.parquet", "stats.json", "manifest.json")
+META_COLUMNS = ("split", "subject", "label", "label_folder", "caption", "image_id")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _source_identity(source: str | Path, fmt: str, splits: str | Path | None) -> dict[str, Any]:
+    """What identifies the source's content: file names, sizes and mtimes (local) or the hub id."""
+    if fmt == "hub":
+        return {"hub_id": str(source)}
+    paths = [Path(source)] + ([Path(splits)] if splits is not None else [])
+    files = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+                    st = f.stat()
+                    files.append([str(rel), st.st_size, st.st_mtime_ns])
+        elif p.is_file():
+            st = p.stat()
+            files.append([p.name, st.st_size, st.st_mtime_ns])
+    return {"path": str(Path(source).resolve()), "files": files}
+
+
+def fingerprint(identity: dict[str, Any], params: dict[str, Any], version: str) -> str:
+    """SHA-256 (16 hex digits) of the source identity, the parameters and the package version."""
+    blob = json.dumps({"source": identity, "params": params, "version": version}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def prepare_cache(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    format: str = "auto",
+    bandpass: tuple[float, float] | None = None,
+    norm: str = "global",
+    sfreq: float = 1000.0,
+    overwrite: bool = False,
+    splits: str | os.PathLike | None = None,
+    fold: int = 0,
+    n_chans: int | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Read ``source``, preprocess it and write the cache at ``out``; return ``out``.
+
+    ``bandpass`` is ``(low, high)`` in Hz (zero-phase Butterworth); ``norm`` is ``global`` (one mean and
+    std, the seed's), ``channel`` or ``none``, always fitted on the train split. Non-finite values are
+    replaced by 0 and counted (a warning line), or refused with ``strict``. ``splits``/``fold`` are for
+    the release format. If the source directory holds ``targets/{image,text}.safetensors`` (synthetic
+    data) they are copied into the cache.
+    """
+    from eegalign import __version__
+    from eegalign.data.preprocess import NORMS, preprocess
+    from eegalign.data.sources import detect_format, read_source
+    from eegalign.io import atomic_dir, write_json
+
+    out = Path(out)
+    if norm not in NORMS:
+        raise ConfigError(f"unknown --norm {norm!r}: expected one of {', '.join(NORMS)}")
+    fmt = detect_format(source, format)
+    params = {
+        "format": fmt,
+        "bandpass": None if bandpass is None else [float(bandpass[0]), float(bandpass[1])],
+        "norm": norm,
+        "sfreq": float(sfreq),
+        "n_chans": n_chans,
+        **({"splits": str(Path(splits).resolve()) if splits else None, "fold": int(fold)} if fmt == "release" else {}),
+    }
+    identity = _source_identity(source, fmt, splits if fmt == "release" else None)
+    fp = fingerprint(identity, params, __version__)
+    if out.exists():
+        existing = _read_manifest(out)
+        complete = existing is not None and all((out / f).exists() for f in CACHE_FILES)
+        if complete and existing.get("fingerprint") == fp and not overwrite:  # type: ignore[union-attr]
+            _say(f"reusing cache {out} (fingerprint {fp})")
+            return out
+        if not complete and out.is_dir() and any(out.iterdir()):
+            raise DataError(f"{out} exists and is not an eegalign cache; choose another --out (it is never overwritten)")
+        if complete and not overwrite:
+            raise DataError(
+                f"{out} holds a cache prepared from other inputs or parameters (fingerprint "
+                f"{existing.get('fingerprint')}, now {fp}); pass --overwrite to replace it or choose another --out"  # type: ignore[union-attr]
+            )
+        if out.is_file():
+            raise DataError(f"{out} is a file; --out must be a directory")
+
+    records = read_source(source, format=format, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
+    meta = records.meta
+    train_idx = np.flatnonzero(meta["split"].to_numpy() == "train")
+    stats = preprocess(records.eeg, train_idx, bandpass_hz=bandpass, sfreq=sfreq, norm=norm, strict=strict)
+    if stats["nonfinite"]["values"]:
+        nf = stats["nonfinite"]
+        _say(f"eegalign: warning: replaced {nf['values']} NaN/Inf values by 0 in {nf['trials']} trials (counted in stats.json)")
+
+    with atomic_dir(out, overwrite=out.exists()) as tmp:
+        np.save(tmp / "eeg.npy", records.eeg)
+        meta.to_parquet(tmp / "meta.parquet", index=False)
+        (tmp / "images").mkdir()
+        _write_images(tmp / "images", records.images)
+        copied = _copy_source_targets(Path(source), tmp / "targets", set(meta["image_id"])) if fmt != "hub" else {}
+        write_json(tmp / "stats.json", stats)
+        counts = {s: int((meta["split"] == s).sum()) for s in ("train", "validation", "test")}
+        write_json(
+            tmp / "manifest.json",
+            {
+                "eegalign_version": __version__,
+                "fingerprint": fp,
+                "source": str(source),
+                "source_identity": {k: v for k, v in identity.items() if k != "files"},
+                "format": fmt,
+                "params": params,
+                "n_trials": int(len(meta)),
+                "n_chans": int(records.eeg.shape[1]),
+                "n_times": int(records.eeg.shape[2]),
+                "counts": counts,
+                "subjects": sorted(int(s) for s in meta["subject"].unique()),
+                "n_images": int(meta["image_id"].nunique()),
+                "classes": records.classes,
+                "images": f"{len(records.images)} stimulus images in images/" if records.images else records.notes.get("images", "none"),
+                "targets": copied,
+                "notes": records.notes,
+            },
+        )
+    _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
+         f"{records.eeg.shape[1]} x {records.eeg.shape[2]}, {meta['image_id'].nunique()} images")
+    return out
+
+
+def _write_images(folder: Path, images: dict[str, bytes]) -> None:
+    from eegalign.data.sources import image_suffix
+
+    for iid, data in images.items():
+        suffix = image_suffix(data)
+        if suffix:
+            (folder / f"{iid}{suffix}").write_bytes(data)
+        else:  # an encoding we do not keep as is: decode and store as PNG
+            import io
+
+            from PIL import Image
+
+            Image.open(io.BytesIO(data)).save(folder / f"{iid}.png")
+
+
+def _copy_source_targets(source: Path, dest: Path, image_ids: set[str]) -> dict[str, str]:
+    """Copy ``source/targets/<route>.safetensors`` (synthetic ground truth) keyed by image_id."""
+    from eegalign.io import load_tensors, save_tensors
+
+    copied: dict[str, str] = {}
+    folder = source / "targets" if source.is_dir() else None
+    if folder is None or not folder.is_dir():
+        return copied
+    for route in ROUTES:
+        f = folder / f"{route}.safetensors"
+        if not f.is_file():
+            continue
+        arrays, meta = load_tensors(f)
+        try:
+            ids = json.loads(meta["image_ids"])
+            emb = arrays["embeddings"]
+        except (KeyError, ValueError) as e:
+            raise DataError(f"{f} lacks 'embeddings' or the 'image_ids' metadata") from e
+        row_of = {iid: i for i, iid in enumerate(ids)}
+        missing = image_ids - set(row_of)
+        if missing:
+            _say(f"eegalign: warning: {f} has no target for {len(missing)} of the cache's images; not copied")
+            continue
+        keep = sorted(image_ids)
+        dest.mkdir(exist_ok=True)
+        save_tensors(
+            dest / f"{route}.safetensors",
+            {"embeddings": emb[[row_of[i] for i in keep]]},
+            {"image_ids": keep, "model": meta.get("model", "synthetic"), "route": route},
+        )
+        copied[route] = f"copied from {f}"
+    return copied
+
+
+@dataclass
+class Targets:
+    """CLIP targets of a cache: ``embeddings`` (M, ...) with ``image_ids`` in row order."""
+
+    embeddings: np.ndarray
+    image_ids: list[str]
+    model: str
+    route: str
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        return {iid: i for i, iid in enumerate(self.image_ids)}
+
+
+class Cache:
+    """Read access to a prepared cache; open with :meth:`Cache.open`."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.manifest = manifest
+        self._targets: dict[str, Targets] = {}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Cache:
+        """Open a complete cache, or raise :class:`DataError` saying what is missing."""
+        path = Path(path)
+        if not path.is_dir():
+            raise DataError(f"cache not found: {path} (create it with `eegalign data prepare --source SRC --out {path}`)")
+        missing = [f for f in CACHE_FILES if not (path / f).is_file()]
+        manifest = _read_manifest(path)
+        if missing or manifest is None:
+            what = missing[0] if missing else "manifest.json (unreadable)"
+            raise DataError(f"{path} is not a complete eegalign cache (no {what}); run `eegalign data prepare` again")
+        return cls(path, manifest)
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.path)!r}, n={len(self.meta)}, shape={self.n_chans}x{self.n_times})"
+
+    @cached_property
+    def eeg(self) -> np.ndarray:
+        """``(N, C, T)`` float32, memory-mapped read-only."""
+        try:
+            return np.load(self.path / "eeg.npy", mmap_mode="r")
+        except ValueError as e:
+            raise DataError(f"{self.path / 'eeg.npy'} is unreadable ({e})") from e
+
+    @cached_property
+    def meta(self) -> Any:
+        import pandas as pd
+
+        return pd.read_parquet(self.path / "meta.parquet")
+
+    @cached_property
+    def stats(self) -> dict[str, Any]:
+        return json.loads((self.path / "stats.json").read_text())
+
+    @property
+    def n_chans(self) -> int:
+        return int(self.manifest["n_chans"])
+
+    @property
+    def n_times(self) -> int:
+        return int(self.manifest["n_times"])
+
+    @property
+    def classes(self) -> list[str]:
+        """wnid of each integer label (index = label)."""
+        return list(self.manifest["classes"])
+
+    def split_indices(self, split: str, subjects: list[int] | None = None) -> np.ndarray:
+        """Row indices (int64, ascending) of ``split``, optionally restricted to ``subjects``."""
+        from eegalign.data.sources import SPLIT_ALIASES
+
+        name = SPLIT_ALIASES.get(split)
+        if name is None:
+            raise ConfigError(f"unknown split {split!r}: expected train, validation or test")
+        mask = self.meta["split"].to_numpy() == name
+        if subjects is not None:
+            mask &= np.isin(self.meta["subject"].to_numpy(), np.asarray(list(subjects), dtype=np.int64))
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def image_path(self, image_id: str) -> Path:
+        for suffix in (".jpg", ".png", ".jpeg"):
+            p = self.path / "images" / f"{image_id}{suffix}"
+            if p.is_file():
+                return p
+        raise DataError(f"{self.path}: no stimulus image for image_id {image_id} in images/")
+
+    def targets_path(self, route: str) -> Path:
+        if route not in ROUTES:
+            raise ConfigError(f"unknown route {route!r}: expected image or text")
+        return self.path / "targets" / f"{route}.safetensors"
+
+    def has_targets(self, route: str) -> bool:
+        return self.targets_path(route).is_file()
+
+    def _require_targets(self, route: str) -> Path:
+        p = self.targets_path(route)
+        if not p.is_file():
+            raise DataError(
+                f"cache {self.path} has no {route} targets: run `eegalign embed --cache {self.path} --route {route}` first "
+                "(synthetic data sets ship their targets: prepare the cache from the synthetic directory)"
+            )
+        return p
+
+    def target_shape(self, route: str) -> tuple[int, ...]:
+        """Shape of one target (e.g. ``(1024,)`` or ``(77, 768)``), read without loading the file."""
+        from safetensors import safe_open
+
+        p = self._require_targets(route)
+        try:
+            with safe_open(str(p), framework="numpy") as f:
+                return tuple(int(d) for d in f.get_slice("embeddings").get_shape()[1:])
+        except Exception as e:
+            raise DataError(f"{p} is not a readable targets file ({e})") from e
+
+    def targets(self, route: str) -> Targets:
+        if route not in self._targets:
+            from eegalign.io import load_tensors
+
+            arrays, meta = load_tensors(self._require_targets(route))
+            try:
+                t = Targets(
+                    embeddings=np.asarray(arrays["embeddings"], dtype=np.float32),
+                    image_ids=list(json.loads(meta["image_ids"])),
+                    model=meta.get("model", ""),
+                    route=meta.get("route", route),
+                )
+            except (KeyError, ValueError) as e:
+                raise DataError(f"{self.targets_path(route)} lacks 'embeddings' or the 'image_ids' metadata") from e
+            if len(t.image_ids) != len(t.embeddings):
+                raise DataError(f"{self.targets_path(route)}: {len(t.image_ids)} image_ids for {len(t.embeddings)} rows")
+            self._targets[route] = t
+        return self._targets[route]
+
+    def target_rows(self, route: str, indices: np.ndarray) -> np.ndarray:
+        """Row of each trial's target in ``targets(route).embeddings`` (int64, looked up by image_id)."""
+        t = self.targets(route)
+        ids = self.meta["image_id"].to_numpy()[np.asarray(indices, dtype=np.int64)]
+        try:
+            return np.fromiter((t.row_of[i] for i in ids), dtype=np.int64, count=len(ids))
+        except KeyError as e:
+            raise DataError(
+                f"{self.targets_path(route)} has no target for image {e.args[0]}; run `eegalign embed --cache {self.path}` again"
+            ) from e
+
+    def trial_targets(self, route: str, indices: np.ndarray) -> np.ndarray:
+        """``(len(indices), *target_shape)`` targets of the given trials."""
+        return self.targets(route).embeddings[self.target_rows(route, indices)]

@@ -1,0 +1,565 @@
+"""Readers: every supported source -> one canonical :class:`Records` set.
+
+Sources (``detect_format`` picks one):
+
+* ``hub``     -- a Hugging Face hub id such as ``luigi-s/EEG_Image_CVPR_ALL_subj`` (via ``datasets``);
+* ``parquet`` -- a local directory of parquet files: ``<split>.parquet``, ``<split>-*.parquet`` or
+  ``data/<split>-*.parquet`` (the hub's own layout);
+* ``disk``    -- a ``datasets`` ``save_to_disk`` directory (a ``DatasetDict``);
+* ``release`` -- the original CVPR40 release ``.pth`` (Spampinato et al. 2017) plus its splits file.
+
+The hub schema has columns ``conditioning_image`` (one EEG trial, 440 x 128 or 128 x 440, as nested
+lists or a fixed 2-D array), ``image`` (JPEG bytes), ``caption``, ``label_folder`` (wnid), ``label``
+and ``subject``. EEG is converted column-wise through pyarrow (never row by row in Python) and is
+returned channels first: ``(N, C, T)`` float32. ``image_id`` is the first 16 hex digits of the SHA-1
+of the image bytes (hub data) or of the image name (release), so every trial that showed the same
+picture shares one id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eegalign.errors import ConfigError, DataError
+
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "test": "test"}
+EEG_COLUMN = "conditioning_image"
+HUB_COLUMNS = (EEG_COLUMN, "image", "caption", "label_folder", "label", "subject")
+RELEASE_MIN_LEN, RELEASE_MAX_LEN = 450, 600  # keep trials of 450..600 samples (as the peers do)
+RELEASE_CROP = (20, 460)  # then crop samples 20:460 -> 440 samples
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_BATCH_ROWS = 256
+
+
+def image_id_from_bytes(data: bytes) -> str:
+    """The id of an image: the first 16 hex digits of the SHA-1 of its encoded bytes."""
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+def image_id_from_name(name: str) -> str:
+    """The id of a release image, which has no pixels: SHA-1 of its name (16 hex digits)."""
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()[:16]
+
+
+def image_suffix(data: bytes) -> str:
+    """File suffix of encoded image bytes (``.jpg`` / ``.png``; anything else is re-encoded as PNG)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    return ""
+
+
+@dataclass
+class Records:
+    """The canonical record set every reader returns.
+
+    ``eeg`` is ``(N, C, T)`` float32 (raw, not yet preprocessed); ``meta`` has one row per trial with
+    columns ``split, subject, label, label_folder, caption, image_id``; ``images`` maps image_id to
+    encoded bytes (empty when the source has no pixels); ``classes[label]`` is the label's wnid.
+    """
+
+    eeg: np.ndarray
+    meta: Any  # pandas.DataFrame
+    images: dict[str, bytes]
+    classes: list[str]
+    format: str
+    source: str
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# format detection
+
+
+def _split_files(root: Path) -> dict[str, list[Path]]:
+    """Parquet files per split in ``root`` (``<split>.parquet``, ``<split>-*.parquet``, ``data/...``)."""
+    found: dict[str, list[Path]] = {}
+    for folder in (root, root / "data"):
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.glob("*.parquet")):
+            stem = f.name[: -len(".parquet")]
+            key = stem.split("-", 1)[0]
+            split = SPLIT_ALIASES.get(key)
+            if split is not None:
+                found.setdefault(split, []).append(f)
+    return found
+
+
+def detect_format(source: str | Path, format: str = "auto") -> str:
+    """Return one of ``hub``, ``parquet``, ``disk``, ``release`` for ``source``.
+
+    ``format`` is ``auto`` (decide from the source), ``hf`` (any of hub/parquet/disk) or ``release``.
+    """
+    if format not in ("auto", "hf", "release"):
+        raise ConfigError(f"unknown --format {format!r}: expected auto, hf or release")
+    path = Path(source)
+    if path.exists():
+        if path.is_file():
+            if format == "release" or path.suffix in (".pth", ".pt"):
+                if format == "hf":
+                    raise DataError(f"{path} is a file; --format hf expects a hub id or a directory")
+                return "release"
+            raise DataError(
+                f"{path} is a file: pass the directory holding the split parquet files, or a release .pth with --format release"
+            )
+        if format == "release":
+            raise DataError(f"--format release expects the release .pth file, got the directory {path}")
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            return "disk"
+        if _split_files(path):
+            return "parquet"
+        raise DataError(
+            f"no train/validation/test parquet files and no save_to_disk data set found in {path}"
+        )
+    if format != "release" and _HUB_ID.match(str(source)) and not str(source).startswith("."):
+        return "hub"
+    raise DataError(f"source not found: {source}")
+
+
+# ----------------------------------------------------------------------------------------------
+# column-wise EEG conversion
+
+
+def _orientation(shape: tuple[int, int], n_chans: int | None, where: str) -> bool:
+    """True if trials of ``shape`` are time x channels (and must be transposed)."""
+    a, b = shape
+    if n_chans is not None:
+        if a == n_chans:
+            return False
+        if b == n_chans:
+            return True
+        raise DataError(f"{where}: EEG trial shape {a} x {b} has no dimension of {n_chans} channels")
+    if min(a, b) < 1:
+        raise DataError(f"{where}: empty EEG trial of shape {a} x {b}")
+    return b < a  # the smaller dimension is channels
+
+
+def eeg_from_arrow(arr: Any, *, expect: tuple[int, int] | None, where: str, first_row: int = 0) -> np.ndarray:
+    """Convert one arrow array of 2-D trials (nested lists or a fixed 2-D array) to ``(n, A, B)``.
+
+    ``expect`` is the raw (A, B) shape every row must have (None: take the first row's). A row of
+    another shape raises :class:`DataError` naming it (``first_row`` offsets the reported index).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if isinstance(arr, pa.ExtensionArray):  # datasets' Array2D extension type
+        arr = arr.storage
+    n = len(arr)
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type)):
+        raise DataError(f"{where}: the EEG column has type {arr.type}, expected a 2-D array or nested lists")
+    if n == 0:
+        return np.zeros((0, *(expect or (0, 0))), dtype=np.float32)
+    if arr.null_count:
+        bad = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+        raise DataError(f"{where}: row {first_row + bad} has no EEG (null)")
+    outer = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+    inner_arr = pc.list_flatten(arr)
+    if not (pa.types.is_list(inner_arr.type) or pa.types.is_large_list(inner_arr.type) or pa.types.is_fixed_size_list(inner_arr.type)):
+        raise DataError(f"{where}: the EEG column has type {arr.type}, expected a 2-D array or nested lists")
+    inner = pc.list_value_length(inner_arr).to_numpy(zero_copy_only=False)
+    if expect is None:
+        expect = (int(outer[0]), int(inner[0]) if len(inner) else 0)
+    a, b = expect
+    bad_rows = np.flatnonzero(outer != a)
+    if bad_rows.size:
+        r = int(bad_rows[0])
+        raise DataError(
+            f"{where}: row {first_row + r} has {int(outer[r])} EEG rows, expected {a} (ragged or mismatched trial shape)"
+        )
+    bad_inner = np.flatnonzero(inner != b)
+    if bad_inner.size:
+        r = int(bad_inner[0]) // a
+        raise DataError(
+            f"{where}: row {first_row + r} has an EEG row of {int(inner[bad_inner[0]])} values, expected {b} "
+            "(ragged or mismatched trial shape)"
+        )
+    values = pc.list_flatten(inner_arr).to_numpy(zero_copy_only=False)
+    if values.dtype.kind not in "fiu":
+        raise DataError(f"{where}: EEG values have type {values.dtype}, expected numbers")
+    return values.astype(np.float32, copy=False).reshape(n, a, b)
+
+
+def _image_bytes(arr: Any, where: str, root: Path | None) -> list[bytes]:
+    """Encoded bytes per row of a datasets Image column (struct{bytes, path}) or a binary column."""
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_struct(arr.type):
+        names = [arr.type.field(i).name for i in range(arr.type.num_fields)]
+        data = arr.field("bytes").to_pylist() if "bytes" in names else [None] * len(arr)
+        paths = arr.field("path").to_pylist() if "path" in names else [None] * len(arr)
+    elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+        data, paths = arr.to_pylist(), [None] * len(arr)
+    else:
+        raise DataError(f"{where}: the image column has type {arr.type}, expected an image (bytes)")
+    out = []
+    for i, (d, p) in enumerate(zip(data, paths)):
+        if d is None and p:
+            cand = Path(p) if Path(p).is_absolute() or root is None else root / p
+            if cand.is_file():
+                d = cand.read_bytes()
+        if not d:
+            raise DataError(f"{where}: row {i} has no image bytes")
+        out.append(d)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# hub schema (parquet / save_to_disk / hub id)
+
+
+@dataclass
+class _SplitPart:
+    """One table of a split: its row count and a factory of record batches."""
+
+    num_rows: int
+    batches: Callable[[], Iterator[Any]]
+    name: str
+
+
+def _parquet_parts(files: list[Path]) -> list[_SplitPart]:
+    import pyarrow.parquet as pq
+
+    parts = []
+    for f in files:
+        try:
+            pf = pq.ParquetFile(f)
+            names = pf.schema_arrow.names
+        except Exception as e:  # pyarrow raises ArrowInvalid / OSError for corrupt files
+            raise DataError(f"{f} is not a readable parquet file ({_one_line(e)})") from e
+        missing = [c for c in HUB_COLUMNS if c not in names]
+        if missing:
+            raise DataError(f"{f}: missing column {missing[0]!r} (columns: {', '.join(names)})")
+
+        def batches(pf: Any = pf, f: Path = f) -> Iterator[Any]:
+            try:
+                yield from pf.iter_batches(batch_size=_BATCH_ROWS, columns=list(HUB_COLUMNS))
+            except Exception as e:
+                if isinstance(e, DataError):
+                    raise
+                raise DataError(f"{f} is not a readable parquet file ({_one_line(e)})") from e
+
+        parts.append(_SplitPart(pf.metadata.num_rows, batches, str(f)))
+    return parts
+
+
+def _table_parts(dsdict: Any, where: str) -> dict[str, list[_SplitPart]]:
+    """Parts of a ``datasets.DatasetDict`` (hub or save_to_disk) through its arrow tables."""
+    out: dict[str, list[_SplitPart]] = {}
+    for key in dsdict:
+        split = SPLIT_ALIASES.get(str(key))
+        if split is None:
+            continue
+        ds = dsdict[key]
+        table = ds.data.table if hasattr(ds.data, "table") else ds.data
+        if getattr(ds, "_indices", None) is not None:
+            table = ds.with_format(None).flatten_indices().data.table
+        missing = [c for c in HUB_COLUMNS if c not in table.column_names]
+        if missing:
+            raise DataError(f"{where} [{key}]: missing column {missing[0]!r} (columns: {', '.join(table.column_names)})")
+        table = table.select(list(HUB_COLUMNS))
+
+        def batches(table: Any = table) -> Iterator[Any]:
+            yield from table.to_batches(max_chunksize=_BATCH_ROWS)
+
+        out.setdefault(split, []).append(_SplitPart(table.num_rows, batches, f"{where} [{key}]"))
+    return out
+
+
+def _read_hub_schema(
+    parts: dict[str, list[_SplitPart]], *, fmt: str, source: str, n_chans: int | None, root: Path | None, progress: bool
+) -> Records:
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    for split in SPLITS:
+        if split not in parts:
+            raise DataError(f"{source}: no {split} split found (need train, validation and test)")
+        if sum(p.num_rows for p in parts[split]) == 0:
+            raise DataError(f"{source}: the {split} split is empty")
+    total = sum(p.num_rows for split in SPLITS for p in parts[split])
+    eeg: np.ndarray | None = None
+    raw_shape: tuple[int, int] | None = None
+    transpose = False
+    cols: dict[str, list] = {k: [] for k in ("split", "subject", "label", "label_folder", "caption", "image_id")}
+    images: dict[str, bytes] = {}
+    pos = 0
+    bar = tqdm(total=total, desc="reading trials", unit="trial", disable=not progress, file=sys.stderr)
+    for split in SPLITS:
+        for part in parts[split]:
+            row0 = 0
+            for batch in part.batches():
+                n = batch.num_rows
+                where = part.name
+                x = eeg_from_arrow(batch.column(EEG_COLUMN), expect=raw_shape, where=where, first_row=row0)
+                if raw_shape is None:
+                    raw_shape = (x.shape[1], x.shape[2])
+                    transpose = _orientation(raw_shape, n_chans, where)
+                    c, t = (raw_shape[1], raw_shape[0]) if transpose else raw_shape
+                    eeg = np.empty((total, c, t), dtype=np.float32)
+                assert eeg is not None
+                eeg[pos : pos + n] = x.transpose(0, 2, 1) if transpose else x  # (n, T, C) -> (n, C, T)
+                for i, data in enumerate(_image_bytes(batch.column("image"), where, root)):
+                    iid = image_id_from_bytes(data)
+                    images.setdefault(iid, data)
+                    cols["image_id"].append(iid)
+                for name in ("subject", "label"):
+                    v = batch.column(name)
+                    if v.null_count:
+                        raise DataError(f"{where}: column {name!r} has missing values")
+                    cols[name].append(np.asarray(v.to_numpy(zero_copy_only=False), dtype=np.int64))
+                cols["label_folder"].extend(str(s) for s in batch.column("label_folder").to_pylist())
+                cols["caption"].extend("" if s is None else str(s) for s in batch.column("caption").to_pylist())
+                cols["split"].extend([split] * n)
+                pos += n
+                row0 += n
+                bar.update(n)
+    bar.close()
+    if pos != total:
+        raise DataError(f"{source}: expected {total} rows, read {pos}")
+    meta = pd.DataFrame(
+        {
+            "split": cols["split"],
+            "subject": np.concatenate(cols["subject"]),
+            "label": np.concatenate(cols["label"]),
+            "label_folder": cols["label_folder"],
+            "caption": cols["caption"],
+            "image_id": cols["image_id"],
+        }
+    )
+    assert eeg is not None
+    return Records(
+        eeg=eeg,
+        meta=meta,
+        images=images,
+        classes=_classes_from_meta(meta, source),
+        format=fmt,
+        source=source,
+        notes={"raw_trial_shape": list(raw_shape or ()), "transposed": transpose},
+    )
+
+
+def _classes_from_meta(meta: Any, source: str) -> list[str]:
+    """wnid of each integer label, from the (label, label_folder) pairs; one wnid per label."""
+    pairs = meta[["label", "label_folder"]].drop_duplicates()
+    dup = pairs["label"].duplicated()
+    if dup.any():
+        lab = int(pairs["label"][dup].iloc[0])
+        raise DataError(f"{source}: label {lab} maps to several label_folder values")
+    if (pairs["label"] < 0).any():
+        raise DataError(f"{source}: negative labels")
+    classes = [""] * (int(pairs["label"].max()) + 1)
+    for lab, wnid in zip(pairs["label"], pairs["label_folder"]):
+        classes[int(lab)] = str(wnid)
+    return classes
+
+
+def read_parquet_dir(path: str | Path, *, n_chans: int | None = None, progress: bool = True) -> Records:
+    """Read a local directory of split parquet files in the hub schema."""
+    root = Path(path)
+    files = _split_files(root)
+    parts = {split: _parquet_parts(fs) for split, fs in files.items()}
+    return _read_hub_schema(parts, fmt="parquet", source=str(root), n_chans=n_chans, root=root, progress=progress)
+
+
+def read_saved_dataset(path: str | Path, *, n_chans: int | None = None, progress: bool = True) -> Records:
+    """Read a ``datasets`` ``save_to_disk`` directory holding a DatasetDict with the three splits."""
+    import datasets
+
+    root = Path(path)
+    try:
+        ds = datasets.load_from_disk(str(root))
+    except Exception as e:
+        raise DataError(f"{root} is not a readable save_to_disk data set ({_one_line(e)})") from e
+    if not isinstance(ds, datasets.DatasetDict):
+        raise DataError(f"{root} holds a single split; save the whole DatasetDict (train/validation/test)")
+    return _read_hub_schema(_table_parts(ds, str(root)), fmt="disk", source=str(root), n_chans=n_chans, root=root, progress=progress)
+
+
+def read_hub(hub_id: str, *, n_chans: int | None = None, progress: bool = True, revision: str | None = None) -> Records:
+    """Read the hub data set ``hub_id`` through ``datasets.load_dataset`` (uses the local HF cache)."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(hub_id, revision=revision)
+    except Exception as e:
+        raise DataError(
+            f"could not load the hub data set '{hub_id}' ({type(e).__name__}): it is not in the local "
+            "Hugging Face cache and the hub is unreachable or the id is unknown; download it where there is "
+            "internet access and pass its local directory with --source PATH"
+        ) from e
+    return _read_hub_schema(_table_parts(ds, hub_id), fmt="hub", source=hub_id, n_chans=n_chans, root=None, progress=progress)
+
+
+# ----------------------------------------------------------------------------------------------
+# the original release (.pth + splits)
+
+
+def _safe_torch_load(path: Path, what: str) -> Any:
+    import pickle
+
+    import torch
+
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise DataError(
+            f"{path} is not a plain-tensor {what} (it carries a pickled object payload, which eegalign refuses "
+            "to unpickle); re-save it with plain tensors, lists and dicts"
+        ) from e
+    except Exception as e:
+        raise DataError(f"{path} is not a readable {what} ({_one_line(e)})") from e
+
+
+def read_release(
+    path: str | Path, *, splits: str | Path | None, fold: int = 0, n_chans: int | None = None, progress: bool = True
+) -> Records:
+    """Read the original CVPR40 release ``.pth`` and its splits file.
+
+    The ``.pth`` is a dict with ``dataset`` (list of dicts: ``eeg`` tensor channels x time, ``image``
+    index, ``label`` index, ``subject``), ``labels`` (wnids) and ``images`` (image names). The splits
+    file holds ``splits[fold]["train"|"val"|"test"]`` (optionally under a ``"splits"`` key): index
+    lists into ``dataset``. Trials of 450..600 samples are kept and cropped to samples 20:460.
+    """
+    import pandas as pd
+    import torch
+
+    from eegalign.data.classes import wnid_to_name
+
+    path = Path(path)
+    obj = _safe_torch_load(path, "release file")
+    if not isinstance(obj, dict) or not {"dataset", "labels", "images"} <= set(obj):
+        keys = ", ".join(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        raise DataError(f"{path} is not the CVPR40 release format (need a dict with dataset, labels, images; got {keys})")
+    if splits is None:
+        raise DataError("the release format needs its splits file: pass --splits FILE [--fold N]")
+    sobj = _safe_torch_load(Path(splits), "splits file")
+    if isinstance(sobj, dict) and "splits" in sobj:
+        sobj = sobj["splits"]
+    try:
+        fold_splits = sobj[fold]
+    except (IndexError, KeyError, TypeError) as e:
+        raise DataError(f"{splits}: no fold {fold} in the splits file") from e
+    if not isinstance(fold_splits, dict):
+        raise DataError(f"{splits}: fold {fold} is not a dict with train/val/test index lists")
+
+    dataset, labels, names = obj["dataset"], [str(x) for x in obj["labels"]], [str(x) for x in obj["images"]]
+    assignment: dict[int, str] = {}
+    for key, idx in fold_splits.items():
+        split = SPLIT_ALIASES.get(str(key))
+        if split is None:
+            continue
+        for i in (idx.tolist() if hasattr(idx, "tolist") else list(idx)):
+            i = int(i)
+            if i in assignment and assignment[i] != split:
+                raise DataError(f"{splits}: trial {i} is in both the {assignment[i]} and {split} splits of fold {fold}")
+            if not 0 <= i < len(dataset):
+                raise DataError(f"{splits}: index {i} is outside the data set ({len(dataset)} trials)")
+            assignment[i] = split
+    lo, hi = RELEASE_CROP
+    kept: dict[str, list[int]] = {s: [] for s in SPLITS}
+    chans: int | None = None
+    for i in sorted(assignment):
+        d = dataset[i]
+        if not isinstance(d, dict) or not {"eeg", "label", "image", "subject"} <= set(d):
+            raise DataError(f"{path}: dataset entry {i} is not a dict with eeg, label, image, subject")
+        e = d["eeg"]
+        if not isinstance(e, torch.Tensor) or e.ndim != 2:
+            raise DataError(f"{path}: dataset entry {i} has no 2-D eeg tensor")
+        if n_chans is not None and e.shape[0] != n_chans:
+            raise DataError(f"{path}: dataset entry {i} has {e.shape[0]} channels, expected {n_chans}")
+        if chans is None:
+            chans = int(e.shape[0])
+        elif e.shape[0] != chans:
+            raise DataError(f"{path}: dataset entry {i} has {e.shape[0]} channels, expected {chans} like the first trial")
+        if RELEASE_MIN_LEN <= e.shape[1] <= RELEASE_MAX_LEN:
+            kept[assignment[i]].append(i)
+    order = [i for s in SPLITS for i in kept[s]]
+    for s in SPLITS:
+        if not kept[s]:
+            raise DataError(f"{path}: the {s} split of fold {fold} is empty (after keeping trials of {RELEASE_MIN_LEN}..{RELEASE_MAX_LEN} samples)")
+    it: Iterable[int] = order
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(order, desc="reading trials", unit="trial", file=sys.stderr)
+    eeg = torch.stack([dataset[i]["eeg"][:, lo:hi].float() for i in it]).numpy()  # (N, C, 440)
+    to_name = wnid_to_name()
+    lab = np.array([int(dataset[i]["label"]) for i in order], dtype=np.int64)
+    img = [int(dataset[i]["image"]) for i in order]
+    if lab.min() < 0 or lab.max() >= len(labels):
+        raise DataError(f"{path}: a label is outside the labels list")
+    if min(img) < 0 or max(img) >= len(names):
+        raise DataError(f"{path}: an image index is outside the images list")
+    wnids = [labels[k] for k in lab]
+    meta = pd.DataFrame(
+        {
+            "split": [s for s in SPLITS for _ in kept[s]],
+            "subject": np.array([int(dataset[i]["subject"]) for i in order], dtype=np.int64),
+            "label": lab,
+            "label_folder": wnids,
+            "caption": [f"an image of a {to_name.get(w, w)}" for w in wnids],
+            "image_id": [image_id_from_name(names[k]) for k in img],
+        }
+    )
+    return Records(
+        eeg=np.ascontiguousarray(eeg, dtype=np.float32),
+        meta=meta,
+        images={},
+        classes=labels,
+        format="release",
+        source=str(path),
+        notes={
+            "images": "none: the release carries image names only, no pixels (images/ is empty; use the text route or supply images)",
+            "splits_file": str(splits),
+            "fold": fold,
+            "kept_length": [RELEASE_MIN_LEN, RELEASE_MAX_LEN],
+            "crop": [lo, hi],
+            "dropped_by_length": len(assignment) - len(order),
+        },
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def read_source(
+    source: str | Path,
+    *,
+    format: str = "auto",
+    splits: str | Path | None = None,
+    fold: int = 0,
+    n_chans: int | None = None,
+    progress: bool = True,
+) -> Records:
+    """Read any supported source (see module docstring) into :class:`Records`."""
+    fmt = detect_format(source, format)
+    if fmt == "release":
+        return read_release(source, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
+    if fmt == "parquet":
+        return read_parquet_dir(source, n_chans=n_chans, progress=progress)
+    if fmt == "disk":
+        return read_saved_dataset(source, n_chans=n_chans, progress=progress)
+    return read_hub(str(source), n_chans=n_chans, progress=progress)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
