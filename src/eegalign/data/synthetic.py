@@ -1,0 +1,667 @@
+"""Synthetic EEG simulator with known ground truth (the embedded default data set).
+
+It writes a data set in the exact layout of the Hugging Face data set
+``luigi-s/EEG_Image_CVPR_ALL_subj`` (``train/validation/test.parquet``; columns
+``image, conditioning_image, caption, label_folder, label, subject``) plus the ground-truth
+CLIP-like targets in the cache's target format, so that every downstream stage (prepare,
+train, evaluate, generate) runs offline on data whose answer is known.
+
+Generative model (all random quantities drawn from ``numpy.random.default_rng`` streams
+derived from ``seed``; ``d = 32`` latent dimensions, ``K = 6`` evoked components):
+
+Latents. Class ``c`` has a prototype ``p_c ~ N(0, I_d)``; image ``i`` of class ``c`` has
+
+    z_i = p_c + s * e_i,      e_i ~ N(0, I_d),  s = 0.6.
+
+Image target (mimics IP-Adapter CLIP ``image_embeds``, unit norm, with a shared mean
+direction ``m`` as real CLIP embeddings have)::
+
+    y_i = normalize(alpha * m + W_img z_i / sqrt(d (1 + s^2)) + eta * n_i),
+    W_img ~ N(0, 1/D)^(D x d), alpha = 1.0, eta = 0.15, n_i ~ N(0, I_D / D).
+
+Text target (mimics SD-1.5 CLIP text ``last_hidden_state``, 77 x 768, per-token norm ~28).
+The caption is ``"<template> <class name>"``; token roles by position: 0 = start token,
+1..4 = template words, 5..7 = class-name tokens, 8 = end token, 9..76 = padding::
+
+    h_0     = 28 * b_0                                    (identical for every caption)
+    h_j     = 28 * normalize(b_j + 0.6 u_{tpl,j})          j = 1..4 (template only: causal)
+    h_j     = 28 * normalize(0.5 b_j + P_j p_c / sqrt(d) + 0.35 E_j e_i / sqrt(d)
+                             + 0.2 u_{tpl,j})               j = 5..7
+    h_j     = 28 * normalize(b_j + 0.08 (P_j p_c + E_j e_i) / sqrt(d) + 0.01 xi_ij)  j >= 8
+
+with unit-norm base vectors ``b_j``, projections ``P_j, E_j ~ N(0, 1/768)`` and template
+vectors ``u``. Start tokens are constant, padding is nearly constant, class tokens carry the
+class (and a weaker image-specific part).
+
+EEG (``C`` channels, ``T`` samples at ``sfreq``). Channels sit on a hemisphere (Fibonacci
+lattice; +y anterior). Subject ``s`` has a smooth spatial mixing matrix ``M_s`` (C x K): each
+column is a dipolar pattern (a positive minus a weaker negative Gaussian blob) whose centre,
+width and gain are jittered per subject around a shared template. Component ``k`` has a fixed
+waveform ``w_k(t)``: a gamma-shaped ERP or a damped oscillation starting at a latency in
+80-400 ms, shifted per trial by a jitter ``delta ~ N(0, 6 ms)``. Its amplitude on trial
+``(s, i)`` is a linear and non-linear function of the latent::
+
+    a_ik = mu_k + g_s,k * [ (G z_i)_k + 0.6 tanh(2 (H z_i)_k) + 0.4 ((Q z_i)_k^2 - 1) / sqrt(2) ]
+           + 0.35 * nu_ik,       nu ~ N(0, 1) (trial-to-trial variability)
+
+with ``G, H, Q ~ N(0, 1 / (d (1 + s^2)))`` (unit-variance projections), stimulus-independent
+mean ERP ``mu_k`` and subject gains ``g_s,k``. The trial is::
+
+    x(t) = sum_k M_s[:, k] a_ik w_k(t - delta_ik) + sigma * (0.55 n_pink,mixed + 0.2 n_pink,sensor
+                                                            + 0.15 n_alpha + 0.1 n_drift)
+
+(weights are power fractions). ``n_pink,mixed`` is 1/f noise of 24 sources mixed through
+smooth random maps; ``n_pink,sensor`` independent 1/f noise per channel; ``n_alpha`` a ~10 Hz
+rhythm with random phase and frequency, occipitally weighted; ``n_drift`` a per-channel
+random walk. Every noise term has unit expected power; ``sigma^2 = P_signal / snr`` where
+``P_signal`` is the mean power (over channels, time, subjects and images) of the evoked term.
+Values are in microvolt-like units (noise std ~10).
+
+Stimuli. Each class has a shape (circle, square, triangle, star, ...), a colour palette and a
+background pattern; each image varies position, size, rotation, hue and pixel noise, driven by
+its own latent deviation ``e_i`` (so visible differences track target differences). JPEG,
+``image_size`` squared, RGB. ``image_id`` = first 16 hex chars of sha1 of the JPEG bytes.
+
+Splits are by image (all subjects' trials of an image share a split), stratified by class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eegalign.errors import ConfigError, DataError
+
+__all__ = ["SyntheticWorld", "image_id_from_bytes", "write_synthetic_dataset", "SPLITS"]
+
+SPLITS = ("train", "validation", "test")
+LATENT_DIM = 32
+N_COMPONENTS = 6
+IMAGE_DEVIATION = 0.6  # s in z_i = p_c + s e_i
+TEXT_NORM = 28.0
+TEMPLATES = ("an image of a {}", "a photo of a {}", "a picture of a {}", "a photograph of a {}")
+_CHUNK = 128  # trials generated per vectorised block (fixed: part of the deterministic stream)
+
+
+def image_id_from_bytes(b: bytes) -> str:
+    """The image id used everywhere: first 16 hex characters of the sha1 of the encoded bytes."""
+    return hashlib.sha1(b).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """All generator parameters (written to ``synthetic.json``)."""
+
+    subjects: int = 6
+    classes: int = 40
+    images_per_class: int = 5
+    seed: int = 0
+    snr: float = 1.0
+    n_chans: int = 128
+    n_times: int = 440
+    sfreq: float = 1000.0
+    image_dim: int = 1024
+    text_shape: tuple[int, int] = (77, 768)
+    image_size: int = 128
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    eeg_layout: str = "nested"
+
+    def validate(self) -> None:
+        from eegalign.data.classes import cvpr40_classes
+
+        n_table = len(cvpr40_classes())
+        checks = [
+            (self.subjects >= 1, "subjects must be >= 1"),
+            (1 <= self.classes <= n_table, f"classes must be between 1 and {n_table}"),
+            (self.images_per_class >= 1, "images_per_class must be >= 1"),
+            (self.snr > 0 and math.isfinite(self.snr), "snr must be a positive number"),
+            (self.n_chans >= 1 and self.n_times >= 1, "n_chans and n_times must be >= 1"),
+            (self.sfreq > 0, "sfreq must be positive"),
+            (self.image_dim >= 1, "image_dim must be >= 1"),
+            (len(self.text_shape) == 2 and min(self.text_shape) >= 1, "text_shape must be (tokens, width)"),
+            (self.image_size >= 16, "image_size must be >= 16"),
+            (self.eeg_layout in ("nested", "array"), "eeg_layout must be 'nested' or 'array'"),
+            (
+                len(self.split_fractions) == 3
+                and min(self.split_fractions) >= 0
+                and self.split_fractions[0] > 0
+                and abs(sum(self.split_fractions) - 1.0) < 1e-6,
+                "split_fractions must be three non-negative numbers (train > 0) summing to 1",
+            ),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(f"synthetic data: {msg}")
+        n_pos = sum(f > 0 for f in self.split_fractions)
+        if self.classes * self.images_per_class < n_pos:
+            raise ConfigError(
+                f"synthetic data: {self.classes * self.images_per_class} images cannot fill {n_pos} splits; "
+                "increase classes or images_per_class"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=axis, keepdims=True)
+
+
+def _channel_positions(n: int) -> np.ndarray:
+    """(n, 3) unit vectors on the upper hemisphere (Fibonacci lattice); +y anterior, +z vertex."""
+    k = np.arange(n) + 0.5
+    zc = 1.0 - k / n  # (0, 1]: vertex to ear level
+    r = np.sqrt(1.0 - zc**2)
+    phi = k * math.pi * (3.0 - math.sqrt(5.0))
+    return np.stack([r * np.cos(phi), r * np.sin(phi), zc], axis=1)
+
+
+def _blob(pos: np.ndarray, centre: np.ndarray, width: float) -> np.ndarray:
+    """Gaussian blob over channel positions: (C, 3), (3,) -> (C,)."""
+    d2 = np.sum((pos - centre) ** 2, axis=1)
+    return np.exp(-d2 / (2.0 * width**2))
+
+
+def _pink(rng: np.random.Generator, shape: tuple[int, ...], n_times: int) -> np.ndarray:
+    """1/f noise along the last axis with unit variance per series: (..., T) float32."""
+    white = rng.standard_normal((*shape, n_times), dtype=np.float32)
+    spec = np.fft.rfft(white, axis=-1)
+    f = np.arange(spec.shape[-1], dtype=np.float32)
+    f[0] = 1.0
+    spec *= (1.0 / np.sqrt(f)).astype(np.float32)
+    spec[..., 0] = 0.0
+    x = np.fft.irfft(spec, n=n_times, axis=-1).astype(np.float32)
+    # Normalise by the theoretical std (keeps trials comparable; no per-trial rescaling).
+    scale = np.sqrt(np.sum(2.0 / f[1:]) / n_times**2 * n_times) if n_times > 1 else 1.0
+    return x / np.float32(max(scale, 1e-12))
+
+
+def _stratified_split(rng: np.random.Generator, n_classes: int, per_class: int, fractions) -> np.ndarray:
+    """Split index (0 train, 1 validation, 2 test) for every image, class-major order.
+
+    Images are dealt round-robin over classes (random class order per round, random image
+    order within a class); the first images dealt go to test, then validation, then train, so
+    every split is as class-balanced as its size allows.
+    """
+    m = n_classes * per_class
+    raw = np.asarray(fractions, dtype=float) * m
+    counts = np.floor(raw).astype(int)
+    for j in np.argsort(-(raw - counts), kind="stable")[: m - counts.sum()]:
+        counts[j] += 1
+    for j in (2, 1):  # every split with a positive fraction gets at least one image
+        if fractions[j] > 0 and counts[j] == 0:
+            counts[j] = 1
+            counts[0] -= 1
+    order = np.stack([rng.permutation(per_class) for _ in range(n_classes)])  # (classes, per_class)
+    dealt = [c * per_class + order[c, r] for r in range(per_class) for c in rng.permutation(n_classes)]
+    split = np.zeros(m, dtype=np.int64)
+    split[dealt[: counts[2]]] = 2
+    split[dealt[counts[2] : counts[2] + counts[1]]] = 1
+    return split
+
+
+# --------------------------------------------------------------------------------------------
+# stimuli
+
+_SHAPES = ("circle", "square", "triangle", "star", "hexagon", "cross", "ring", "diamond")
+_PATTERNS = ("plain", "stripes", "dots", "checker", "gradient")
+
+
+def _palette(c: int, n: int) -> tuple[float, float]:
+    """Class hue (0..1) and background hue, spread over the colour wheel."""
+    hue = (c * 0.618034) % 1.0
+    return hue, (hue + 0.5 + 0.1 * ((c % 3) - 1)) % 1.0
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0))
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _draw_stimulus(c: int, n_classes: int, e: np.ndarray, size: int, rng: np.random.Generator) -> bytes:
+    """JPEG bytes of the stimulus of class ``c`` whose deviation latent is ``e`` (d,)."""
+    from PIL import Image, ImageDraw
+    from scipy.special import ndtr
+
+    u = ndtr(e[:8])  # image factors in (0, 1), driven by the latent deviation
+    hue, bg_hue = _palette(c, n_classes)
+    shape = _SHAPES[c % len(_SHAPES)]
+    pattern = _PATTERNS[(c // len(_SHAPES)) % len(_PATTERNS)]
+    img = Image.new("RGB", (size, size), _hsv(bg_hue, 0.25, 0.85))
+    draw = ImageDraw.Draw(img)
+    fg2 = _hsv(bg_hue, 0.45, 0.65)
+    step = max(size // 8, 4)
+    if pattern == "stripes":
+        for x in range(0, size, step):
+            draw.rectangle([x, 0, x + step // 2, size], fill=fg2)
+    elif pattern == "dots":
+        for x in range(step // 2, size, step):
+            for y in range(step // 2, size, step):
+                draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=fg2)
+    elif pattern == "checker":
+        for x in range(0, size, step):
+            for y in range(0, size, step):
+                if (x // step + y // step) % 2:
+                    draw.rectangle([x, y, x + step, y + step], fill=fg2)
+    elif pattern == "gradient":
+        for y in range(size):
+            draw.line([0, y, size, y], fill=_hsv(bg_hue, 0.2 + 0.5 * y / size, 0.9))
+    # The class object: position, size, rotation and hue follow the image latent.
+    cx, cy = size * (0.3 + 0.4 * u[0]), size * (0.3 + 0.4 * u[1])
+    rad = size * (0.16 + 0.14 * u[2])
+    rot = 2 * math.pi * u[3]
+    colour = _hsv(hue + 0.08 * (u[4] - 0.5), 0.65 + 0.3 * u[5], 0.6 + 0.35 * u[6])
+
+    def poly(n: int, r_in: float | None = None) -> list[tuple[float, float]]:
+        pts = []
+        for j in range(n * (2 if r_in else 1)):
+            r = rad if (r_in is None or j % 2 == 0) else r_in
+            a = rot + j * math.pi * (2 if r_in is None else 1) / n
+            pts.append((cx + r * math.cos(a), cy + r * math.sin(a)))
+        return pts
+
+    box = [cx - rad, cy - rad, cx + rad, cy + rad]
+    if shape == "circle":
+        draw.ellipse(box, fill=colour)
+    elif shape == "ring":
+        draw.ellipse(box, outline=colour, width=max(int(rad * 0.35), 2))
+    elif shape == "square":
+        draw.polygon(poly(4), fill=colour)
+    elif shape == "diamond":
+        draw.polygon([(cx, cy - rad), (cx + 0.6 * rad, cy), (cx, cy + rad), (cx - 0.6 * rad, cy)], fill=colour)
+    elif shape == "triangle":
+        draw.polygon(poly(3), fill=colour)
+    elif shape == "hexagon":
+        draw.polygon(poly(6), fill=colour)
+    elif shape == "star":
+        draw.polygon(poly(5, rad * 0.45), fill=colour)
+    else:  # cross
+        w = rad * 0.35
+        draw.rectangle([cx - rad, cy - w, cx + rad, cy + w], fill=colour)
+        draw.rectangle([cx - w, cy - rad, cx + w, cy + rad], fill=colour)
+    # a few small distractors (count from the latent) and pixel noise
+    for _ in range(int(u[7] * 4)):
+        x, y = rng.uniform(0, size, 2)
+        r = rng.uniform(2, size * 0.05)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=_hsv(bg_hue + 0.25, 0.5, 0.5))
+    arr = np.asarray(img, dtype=np.float32) + rng.normal(0.0, 6.0, (size, size, 3))
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# the world: latents, targets, subjects, waveforms
+
+
+@dataclass
+class SyntheticWorld:
+    """Every fixed random quantity of one generator configuration (no EEG trials yet).
+
+    Images are in class-major order: image ``i`` has class ``i // images_per_class``.
+    """
+
+    params: SynthParams
+    class_of: np.ndarray = field(init=False)  # (M,) int64
+    latents: np.ndarray = field(init=False)  # (M, d) z_i
+    deviations: np.ndarray = field(init=False)  # (M, d) e_i
+    prototypes: np.ndarray = field(init=False)  # (classes, d) p_c
+    template_of: np.ndarray = field(init=False)  # (M,) caption template index
+    image_targets: np.ndarray = field(init=False)  # (M, image_dim) float32
+    text_targets: np.ndarray = field(init=False)  # (M, L, D) float32
+    amplitudes: np.ndarray = field(init=False)  # (S, M, K) noise-free evoked amplitudes
+    mixing: np.ndarray = field(init=False)  # (S, C, K)
+    split_of: np.ndarray = field(init=False)  # (M,) 0/1/2
+
+    def __post_init__(self) -> None:
+        p = self.params
+        ss = np.random.SeedSequence(p.seed)
+        (lat_ss, img_ss, txt_ss, eeg_ss, split_ss, self._stim_ss, self._trial_ss) = ss.spawn(7)
+        d, m = LATENT_DIM, p.classes * p.images_per_class
+        rng = np.random.default_rng(lat_ss)
+        self.prototypes = rng.standard_normal((p.classes, d))
+        self.deviations = rng.standard_normal((m, d))
+        self.class_of = np.repeat(np.arange(p.classes, dtype=np.int64), p.images_per_class)
+        self.latents = self.prototypes[self.class_of] + IMAGE_DEVIATION * self.deviations
+        self.template_of = rng.integers(0, len(TEMPLATES), m)
+        self.image_targets = self._image_targets(np.random.default_rng(img_ss))
+        self.text_targets = self._text_targets(np.random.default_rng(txt_ss))
+        self._build_eeg_model(np.random.default_rng(eeg_ss))
+        self.split_of = _stratified_split(
+            np.random.default_rng(split_ss), p.classes, p.images_per_class, p.split_fractions
+        )
+
+    # targets ---------------------------------------------------------------------------
+    def _image_targets(self, rng: np.random.Generator) -> np.ndarray:
+        d, dim = LATENT_DIM, self.params.image_dim
+        mean_dir = _normalize(rng.standard_normal(dim))
+        w = rng.standard_normal((dim, d)) / math.sqrt(dim)
+        noise = rng.standard_normal((len(self.latents), dim)) / math.sqrt(dim)
+        z = self.latents / math.sqrt(d * (1 + IMAGE_DEVIATION**2))
+        y = 1.0 * mean_dir + z @ w.T + 0.15 * noise  # (M, d) @ (d, D) -> (M, D)
+        return _normalize(y).astype(np.float32)
+
+    def _text_targets(self, rng: np.random.Generator) -> np.ndarray:
+        n_tok, width = self.params.text_shape
+        d, m = LATENT_DIM, len(self.latents)
+        base = _normalize(rng.standard_normal((n_tok, width)))  # (L, D) b_j
+        tpl = _normalize(rng.standard_normal((len(TEMPLATES), n_tok, width)))  # (n_tpl, L, D)
+        proj_c = rng.standard_normal((d, n_tok, width)) / math.sqrt(width)  # P_j, stored (d, L, D)
+        proj_e = rng.standard_normal((d, n_tok, width)) / math.sqrt(width)  # E_j
+
+        def project(proj: np.ndarray, lat: np.ndarray, sl: slice) -> np.ndarray:
+            sub = proj[:, sl]  # (d, l, D)
+            return (lat @ sub.reshape(d, -1)).reshape(len(lat), *sub.shape[1:])  # (b, d) -> (b, l, D)
+
+        pc = self.prototypes[self.class_of] / math.sqrt(d)  # (M, d)
+        pe = self.deviations / math.sqrt(d)
+        # token roles by position: 0 start, 1..4 template, 5..7 class name, 8.. end / padding
+        sl_tpl, sl_name, sl_pad = slice(1, 5), slice(5, 8), slice(8, n_tok)
+        out = np.empty((m, n_tok, width), dtype=np.float32)
+        for lo in range(0, m, 256):  # image blocks keep memory small for large M
+            blk = slice(lo, min(lo + 256, m))
+            t = tpl[self.template_of[blk]]  # (b, L, D)
+            h = np.broadcast_to(base, t.shape).copy()  # (b, L, D)
+            h[:, sl_tpl] += 0.6 * t[:, sl_tpl]
+            name_c = project(proj_c, pc[blk], sl_name)  # class part
+            name_e = project(proj_e, pe[blk], sl_name)  # image part
+            h[:, sl_name] = 0.5 * base[sl_name] + name_c + 0.35 * name_e + 0.2 * t[:, sl_name]
+            content = project(proj_c, pc[blk], sl_pad) + project(proj_e, pe[blk], sl_pad)
+            jitter = rng.standard_normal(content.shape) / math.sqrt(width)
+            h[:, sl_pad] += 0.08 * content + 0.01 * jitter
+            out[blk] = TEXT_NORM * _normalize(h)
+        return out
+
+    # EEG model -------------------------------------------------------------------------
+    def _build_eeg_model(self, rng: np.random.Generator) -> None:
+        p, d, k = self.params, LATENT_DIM, N_COMPONENTS
+        pos = _channel_positions(p.n_chans)
+        self._pos = pos
+        # Component templates: centres from occipital (early) to parietal/central (late).
+        lat_ms = np.sort(rng.uniform(80, 400, k))
+        lat_ms[0] = min(lat_ms[0], 110.0)
+        y_centre = np.linspace(-0.8, 0.1, k) + rng.normal(0, 0.1, k)
+        x_centre = rng.normal(0, 0.35, k)
+        centres = np.stack([x_centre, y_centre, np.sqrt(np.clip(1 - x_centre**2 - y_centre**2, 0.05, 1))], 1)
+        widths = rng.uniform(0.25, 0.45, k)
+        neg_offset = rng.normal(0, 0.6, (k, 3))
+        # Waveforms (K, T) evaluated later with per-trial jitter: parameters only.
+        self._lat_s = lat_ms / 1000.0
+        self._kind = rng.integers(0, 2, k)  # 0 gamma ERP, 1 damped oscillation
+        self._tau_s = rng.uniform(0.015, 0.04, k)
+        self._freq = rng.uniform(4.0, 12.0, k)
+        self._polarity = rng.choice([-1.0, 1.0], k)
+        # Latent -> amplitude maps (unit-variance projections of z).
+        scale = 1.0 / math.sqrt(d * (1 + IMAGE_DEVIATION**2))
+        g, h, q = (rng.standard_normal((k, d)) * scale for _ in range(3))
+        z = self.latents
+        mod = z @ g.T + 0.6 * np.tanh(2.0 * (z @ h.T)) + 0.4 * ((z @ q.T) ** 2 - 1.0) / math.sqrt(2)  # (M, K)
+        mu = rng.uniform(0.5, 1.0, k)  # stimulus-independent mean ERP amplitude
+        s_count = p.subjects
+        gains = np.exp(rng.normal(0, 0.2, (s_count, k)))
+        self.amplitudes = mu[None, None] + gains[:, None, :] * mod[None]  # (S, M, K)
+        # Subject mixing: jittered dipolar blobs, plus a little channel-level spatial noise.
+        mixing = np.empty((s_count, p.n_chans, k))
+        for s in range(s_count):
+            for j in range(k):
+                c = centres[j] + rng.normal(0, 0.12, 3)
+                w = widths[j] * math.exp(rng.normal(0, 0.1))
+                col = _blob(pos, c, w) - 0.6 * _blob(pos, c + neg_offset[j], w * 1.3)
+                mixing[s, :, j] = col * math.exp(rng.normal(0, 0.15))
+            mixing[s] += 0.05 * rng.standard_normal((p.n_chans, k))
+        self.mixing = mixing / np.sqrt(np.mean(mixing**2, axis=1, keepdims=True))  # unit rms per column
+        # Noise spatial structure.
+        n_src = 24
+        src_c = _normalize(rng.standard_normal((n_src, 3)) * [1, 1, 0.5] + [0, 0, 0.5])
+        src_maps = np.stack([_blob(pos, c, rng.uniform(0.3, 0.6)) for c in src_c], 1)  # (C, n_src)
+        self._noise_maps = (src_maps / np.sqrt(np.mean(src_maps**2 * n_src, axis=0, keepdims=True))).astype(
+            np.float32
+        )
+        alpha_w = 1.0 / (1.0 + np.exp(6.0 * (pos[:, 1] + 0.3)))  # occipital (posterior, y < 0) weighting
+        self._alpha_map = (alpha_w / np.sqrt(np.mean(alpha_w**2))).astype(np.float32)
+        # Evoked signal power over subjects, images, channels and time (noise-free, no jitter).
+        wave = self._waveforms(np.zeros((1, k)))[0]  # (K, T)
+        gram_w = wave @ wave.T / p.n_times  # (K, K)
+        gram_m = np.einsum("sck,scl->skl", self.mixing, self.mixing) / p.n_chans  # (S, K, K)
+        a = self.amplitudes
+        self.signal_power = float(np.mean(np.einsum("smk,skl,kl,sml->sm", a, gram_m, gram_w, a)))
+        self.noise_std = math.sqrt(self.signal_power / p.snr)
+        # Overall scale: microvolt-like units, noise std ~10 (signal scales with snr).
+        self._unit = 10.0 / self.noise_std
+
+    def _waveforms(self, jitter_s: np.ndarray) -> np.ndarray:
+        """Component waveforms with per-trial latency jitter: (B, K) seconds -> (B, K, T)."""
+        t = np.arange(self.params.n_times) / self.params.sfreq  # (T,)
+        tt = t[None, None, :] - (self._lat_s[None, :, None] + jitter_s[:, :, None])  # (B, K, T)
+        pos = np.clip(tt, 0, None)
+        tau = self._tau_s[None, :, None]
+        gamma = (pos / tau) ** 2 * np.exp(2.0 - pos / tau) / 4.0  # peak 1 at t = 2 tau
+        damped = np.sin(2 * math.pi * self._freq[None, :, None] * pos) * np.exp(-pos / (3 * tau))
+        damped *= 1.0 - np.exp(-pos / 0.005)  # smooth onset
+        kind = self._kind[None, :, None]
+        return self._polarity[None, :, None] * np.where(kind == 0, gamma, damped)
+
+    def eeg(self, subject: np.ndarray, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Simulate trials: subject (B,) 0-based, image (B,) -> (B, C, T) float32."""
+        p = self.params
+        b, k, c_n, t_n = len(subject), N_COMPONENTS, p.n_chans, p.n_times
+        jitter = rng.normal(0.0, 0.006, (b, k))
+        amp = self.amplitudes[subject, image] + 0.35 * rng.standard_normal((b, k))  # (B, K)
+        wave = self._waveforms(jitter) * amp[:, :, None]  # (B, K, T)
+        x = np.einsum("bck,bkt->bct", self.mixing[subject], wave).astype(np.float32)  # (B, C, T)
+        noise = math.sqrt(0.55) * np.einsum("cn,bnt->bct", self._noise_maps, _pink(rng, (b, 24), t_n))
+        noise += math.sqrt(0.2) * _pink(rng, (b, c_n), t_n)
+        f_alpha = rng.normal(10.0, 0.7, (b, 1))
+        phase = rng.uniform(0, 2 * math.pi, (b, 1))
+        tsec = np.arange(t_n) / p.sfreq
+        envelope = 1.0 + 0.3 * np.sin(2 * math.pi * rng.uniform(0.5, 2.0, (b, 1)) * tsec + phase)
+        alpha = (math.sqrt(2) * np.sin(2 * math.pi * f_alpha * tsec + phase) * envelope / math.sqrt(1.045)).astype(
+            np.float32
+        )  # (B, T), unit power
+        noise += math.sqrt(0.15) * self._alpha_map[None, :, None] * alpha[:, None, :]
+        walk = np.cumsum(rng.standard_normal((b, c_n, t_n), dtype=np.float32), axis=-1)
+        noise += math.sqrt(0.1) * walk * np.float32(math.sqrt(2.0 / (t_n + 1)))
+        return ((x + np.float32(self.noise_std) * noise) * np.float32(self._unit)).astype(np.float32)
+
+    # stimuli ---------------------------------------------------------------------------
+    def stimuli(self) -> list[bytes]:
+        """JPEG bytes of every image, class-major order."""
+        p = self.params
+        rngs = [np.random.default_rng(s) for s in self._stim_ss.spawn(len(self.latents))]
+        return [
+            _draw_stimulus(int(c), p.classes, e, p.image_size, r)
+            for c, e, r in zip(self.class_of, self.deviations, rngs)
+        ]
+
+    def trial_rng(self) -> np.random.Generator:
+        return np.random.default_rng(self._trial_ss)
+
+
+# --------------------------------------------------------------------------------------------
+# writer
+
+
+def _features(layout: str, n_times: int, n_chans: int):
+    import datasets
+
+    seq = getattr(datasets, "List", None) or datasets.Sequence
+    eeg = (
+        seq(seq(datasets.Value("float32")))
+        if layout == "nested"
+        else datasets.Array2D(shape=(n_times, n_chans), dtype="float32")
+    )
+    return datasets.Features(
+        {
+            "image": datasets.Image(),
+            "conditioning_image": eeg,
+            "caption": datasets.Value("string"),
+            "label_folder": datasets.Value("string"),
+            "label": datasets.Value("int32"),
+            "subject": datasets.Value("int32"),
+        }
+    )
+
+
+def _nested_chunk(x_btc: np.ndarray):
+    """(B, T, C) float32 -> arrow list<list<float>> array (zero-copy values)."""
+    import pyarrow as pa
+
+    b, t, c = x_btc.shape
+    values = pa.array(np.ascontiguousarray(x_btc).reshape(-1))
+    inner = pa.ListArray.from_arrays(pa.array(np.arange(0, b * t * c + 1, c, dtype=np.int32)), values)
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, b * t + 1, t, dtype=np.int32)), inner)
+
+
+def write_synthetic_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    subjects: int = 6,
+    classes: int = 40,
+    images_per_class: int = 5,
+    seed: int = 0,
+    snr: float = 1.0,
+    n_chans: int = 128,
+    n_times: int = 440,
+    sfreq: float = 1000.0,
+    image_dim: int = 1024,
+    text_shape: Sequence[int] = (77, 768),
+    image_size: int = 128,
+    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    eeg_layout: str = "nested",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write a synthetic data set in the hub schema, plus ground-truth targets; return ``out_dir``.
+
+    Layout: ``train.parquet``, ``validation.parquet``, ``test.parquet`` (columns ``image``,
+    ``conditioning_image`` (time x channels), ``caption``, ``label_folder``, ``label``,
+    ``subject``), ``targets/image.safetensors``, ``targets/text.safetensors`` and
+    ``synthetic.json``. The directory appears atomically. Raises ConfigError for bad
+    parameters and DataError if ``out_dir`` exists and ``overwrite`` is false.
+    """
+    import datasets
+    import pyarrow as pa
+    from tqdm.auto import tqdm
+
+    from eegalign.data.classes import cvpr40_classes
+    from eegalign.io import atomic_dir, save_tensors, write_json
+
+    params = SynthParams(
+        subjects=int(subjects),
+        classes=int(classes),
+        images_per_class=int(images_per_class),
+        seed=int(seed),
+        snr=float(snr),
+        n_chans=int(n_chans),
+        n_times=int(n_times),
+        sfreq=float(sfreq),
+        image_dim=int(image_dim),
+        text_shape=tuple(int(v) for v in text_shape),
+        image_size=int(image_size),
+        split_fractions=tuple(float(v) for v in split_fractions),
+        eeg_layout=str(eeg_layout),
+    )
+    params.validate()
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+
+    world = SyntheticWorld(params)
+    table = cvpr40_classes()[: params.classes]
+    jpegs = world.stimuli()
+    image_ids = [image_id_from_bytes(b) for b in jpegs]
+    if len(set(image_ids)) != len(image_ids):  # pragma: no cover - sha1 prefix collision
+        raise DataError("synthetic data: two stimuli hash to the same image_id; use another seed")
+    captions = [TEMPLATES[t].format(table[c].name) for t, c in zip(world.template_of, world.class_of)]
+    features = _features(params.eeg_layout, params.n_times, params.n_chans)
+    trial_rng = world.trial_rng()
+    counts: dict[str, int] = {}
+
+    bars_were_on = datasets.utils.logging.is_progress_bar_enabled()
+    if not progress:
+        datasets.utils.logging.disable_progress_bar()
+    try:
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            n_trials = params.subjects * len(image_ids)
+            bar = tqdm(total=n_trials, desc="synthesising EEG", unit="trial", disable=not progress)
+            for split_idx, split in enumerate(SPLITS):
+                imgs = np.flatnonzero(world.split_of == split_idx)
+                imgs = imgs[trial_rng.permutation(len(imgs))]  # presentation order
+                subj = np.repeat(np.arange(params.subjects), len(imgs))  # subject-major rows
+                img = np.tile(imgs, params.subjects)
+                counts[split] = len(img)
+                chunks = []
+                for lo in range(0, len(img), _CHUNK):
+                    x = world.eeg(subj[lo : lo + _CHUNK], img[lo : lo + _CHUNK], trial_rng)  # (B, C, T)
+                    chunks.append(_nested_chunk(x.transpose(0, 2, 1)))  # (B, C, T) -> (B, T, C)
+                    bar.update(len(x))
+                eeg_col = pa.chunked_array(chunks, type=pa.list_(pa.list_(pa.float32())))
+                image_col = pa.array(
+                    [{"bytes": jpegs[i], "path": None} for i in img],
+                    type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+                )
+                ds = datasets.Dataset.from_dict(
+                    {
+                        "image": image_col,
+                        "conditioning_image": eeg_col,
+                        "caption": pa.array([captions[i] for i in img], type=pa.string()),
+                        "label_folder": pa.array([table[world.class_of[i]].wnid for i in img], type=pa.string()),
+                        "label": pa.array(world.class_of[img].astype(np.int32)),
+                        "subject": pa.array((subj + 1).astype(np.int32)),
+                    },
+                    features=features,
+                    split=split,
+                )
+                ds.to_parquet(str(tmp / f"{split}.parquet"))
+                del ds, chunks, eeg_col
+            bar.close()
+            meta = {"image_ids": image_ids, "model": f"synthetic:{params.seed}"}
+            save_tensors(
+                tmp / "targets" / "image.safetensors",
+                {"embeddings": world.image_targets},
+                {**meta, "route": "image"},
+            )
+            save_tensors(
+                tmp / "targets" / "text.safetensors",
+                {"embeddings": world.text_targets},
+                {**meta, "route": "text"},
+            )
+            info = {
+                "generator": "eegalign.data.synthetic",
+                "schema": "luigi-s/EEG_Image_CVPR_ALL_subj",
+                "params": {**asdict(params), "text_shape": list(params.text_shape)},
+                "constants": {
+                    "latent_dim": LATENT_DIM,
+                    "n_components": N_COMPONENTS,
+                    "image_deviation": IMAGE_DEVIATION,
+                    "text_token_norm": TEXT_NORM,
+                    "templates": list(TEMPLATES),
+                },
+                "signal_power": world.signal_power,
+                "noise_std": world.noise_std,
+                "eeg_units_scale": world._unit,
+                "classes": [c.wnid for c in table],
+                "class_names": [c.name for c in table],
+                "n_images": {s: int(np.sum(world.split_of == j)) for j, s in enumerate(SPLITS)},
+                "n_trials": counts,
+                "images": [
+                    {"image_id": iid, "label": int(c), "split": SPLITS[int(sp)], "caption": cap}
+                    for iid, c, sp, cap in zip(image_ids, world.class_of, world.split_of, captions)
+                ],
+            }
+            write_json(tmp / "synthetic.json", info)
+    finally:
+        if bars_were_on and not progress:
+            datasets.utils.logging.enable_progress_bar()
+    return out
