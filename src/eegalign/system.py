@@ -1,0 +1,322 @@
+"""The training system: encoder + loss + optimiser + validation metrics, as a LightningModule.
+
+:class:`AlignmentModule` receives the encoder (any ``nn.Module`` mapping ``(B, C, T) -> (B,
+*target_shape)``) and the loss (an ``eegalign.losses`` module returning a dict of named terms)
+as objects, so both are chosen in YAML / on the command line (``--model.encoder``,
+``--model.loss``). Batches are the dicts of :class:`eegalign.data.datamodule.EEGDataModule`:
+``eeg`` (B, C, T), ``target`` (B, *target_shape), ``label``, ``subject``, ``index`` (B,).
+
+Checkpoints load with ``torch.load(path, weights_only=True)``: the hyperparameters hold plain
+values only, and the key ``"eegalign"`` holds the encoder's :func:`encoder_config`, the loss
+config, route, cache and the RNG states (so that a resumed run continues the same random
+stream). :func:`load_encoder` rebuilds an encoder from such a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from eegalign.errors import WeightsError
+
+CHECKPOINT_KEY = "eegalign"
+FORMAT_VERSION = 1
+
+
+class AlignmentModule(pl.LightningModule):
+    """Train an EEG encoder to regress CLIP targets.
+
+    Args:
+        encoder: the network, ``(B, C, T) -> (B, *target_shape)``.
+        loss: an alignment loss (see :mod:`eegalign.losses`); its learnable parameters (e.g. the
+            InfoNCE temperature) are optimised with the encoder's.
+        lr, weight_decay, betas: AdamW.
+        t_max: cosine annealing period in epochs (default: ``trainer.max_epochs``); stepped once per
+            epoch like the reference. The learning rate follows a cosine with period ``2 * t_max``
+            if training runs longer (the EEGFormer reference's T_max=100 over 310 epochs).
+        eta_min: the minimum learning rate of the cosine schedule.
+        warmup_epochs: linear warm-up epochs (from ``lr / (warmup_epochs + 1)``) before the cosine.
+        route: ``"image"`` or ``"text"`` (linked from ``--data.route``; inferred from the target
+            shape when not given). For the text route, retrieval subtracts the train-target mean.
+        cache: the cache directory (linked from ``--data.cache``), recorded in checkpoints.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        loss: nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        t_max: int | None = None,
+        eta_min: float = 0.0,
+        warmup_epochs: int = 0,
+        route: str | None = None,
+        cache: str | None = None,
+    ) -> None:
+        super().__init__()
+        # encoder/loss are objects: recorded as plain configs in on_save_checkpoint instead.
+        self.save_hyperparameters(ignore=["encoder", "loss"])
+        self.encoder = encoder
+        self.loss = loss
+        self.route = route
+        self.cache = None if cache is None else str(cache)
+        self._outputs: list[dict[str, Tensor]] = []
+        self._center: np.ndarray | None = None
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if self.route is None and getattr(dm, "route", None) in ("image", "text"):
+            self.route = dm.route
+        if self.cache is None and isinstance(getattr(dm, "cache", None), (str, os.PathLike)):
+            self.cache = str(dm.cache)
+
+    # ------------------------------------------------------------------ forward / steps
+    def forward(self, eeg: Tensor) -> Tensor:
+        return self.encoder(eeg)  # (B, C, T) -> (B, *target_shape)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        terms = self.loss(self(batch["eeg"]), batch["target"])
+        bs = batch["eeg"].shape[0]
+        self.log("train/loss", terms["loss"], prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        for name, value in terms.items():
+            if name != "loss":
+                self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
+        return terms["loss"]
+
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
+        pred = self(batch["eeg"])
+        terms = self.loss(pred, batch["target"])
+        bs = batch["eeg"].shape[0]
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name == "loss", on_epoch=True, sync_dist=True, batch_size=bs)
+        self._outputs.append(
+            {"pred": pred.detach().float(), "target": batch["target"].detach().float(), "index": batch["index"].detach()}
+        )
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        """Everything a predictions file needs, on the CPU: pred, target, label, subject, index."""
+        return {
+            "pred": self(batch["eeg"]).detach().float().cpu(),
+            "target": batch["target"].detach().float().cpu(),
+            "label": batch["label"].cpu(),
+            "subject": batch["subject"].cpu(),
+            "index": batch["index"].cpu(),
+        }
+
+    # ------------------------------------------------------------------ epoch metrics
+    def on_validation_epoch_start(self) -> None:
+        self._outputs = []
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_metrics("test")
+
+    def _gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """pred, target, index of the whole evaluation set: gathered over all ranks, de-duplicated."""
+        pred = torch.cat([o["pred"] for o in self._outputs])
+        target = torch.cat([o["target"] for o in self._outputs])
+        index = torch.cat([o["index"] for o in self._outputs])
+        self._outputs = []
+        if self.trainer.world_size > 1:
+            # every rank holds the same number of trials (DistributedSampler pads by repeating some)
+            pred, target, index = (self.all_gather(t).flatten(0, 1) for t in (pred, target, index))
+        index_np = index.cpu().numpy()
+        _, first = np.unique(index_np, return_index=True)  # drop the sampler's padding duplicates
+        first = np.sort(first)
+        return pred.cpu().numpy()[first], target.cpu().numpy()[first], index_np[first]
+
+    def _epoch_metrics(self, stage: str) -> None:
+        if self.trainer.sanity_checking or not self._outputs:
+            self._outputs = []
+            return
+        from eegalign.metrics import cosine_per_trial, retrieval_topk
+
+        pred, target, index = self._gathered()
+        ids = self._image_ids(index, target)
+        center = self._train_center() if self._route(target) == "text" else None
+        top = retrieval_topk(pred, target, ids, ks=(1, 5), center=center)
+        metrics = {"cosine": float(cosine_per_trial(pred, target).mean()), "top1": top["top1"], "top5": top["top5"]}
+        metrics["chance_top1"] = 1.0 / len(set(ids))
+        for name, value in metrics.items():
+            # identical on every rank (computed on the gathered set): sync_dist only averages equal values
+            self.log(f"{stage}/{name}", value, prog_bar=name == "top1", sync_dist=True)
+
+    def _route(self, target: np.ndarray) -> str:
+        if self.route is None:
+            self.route = "text" if target.ndim == 3 else "image"
+        return self.route
+
+    def _train_center(self) -> np.ndarray | None:
+        """The train-split mean target (text-route retrieval subtracts it), from the datamodule."""
+        if self._center is None:
+            dm = getattr(self.trainer, "datamodule", None)
+            if dm is not None and hasattr(dm, "train_target_mean"):
+                self._center = np.asarray(dm.train_target_mean(), dtype=np.float32)
+        return self._center
+
+    def _image_ids(self, index: np.ndarray, target: np.ndarray) -> list[str]:
+        """Image id of each trial: from the datamodule's cache when it has one, else by target identity."""
+        dm = getattr(self.trainer, "datamodule", None)
+        meta = getattr(getattr(dm, "cache_obj", None), "meta", None)
+        if meta is None:
+            meta = getattr(dm, "meta", None)
+        if meta is not None and "image_id" in meta:
+            return [str(x) for x in meta["image_id"].to_numpy()[index]]
+        # trials with the same stimulus have bit-identical targets
+        return [hashlib.sha1(np.ascontiguousarray(row).tobytes()).hexdigest() for row in target]
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]  # encoder + learnable loss terms
+        hp = self.hparams
+        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        t_max = hp.t_max or (self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 100)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(t_max)), eta_min=hp.eta_min)
+        if hp.warmup_epochs > 0:
+            warm = torch.optim.lr_scheduler.LinearLR(
+                opt, start_factor=1.0 / (hp.warmup_epochs + 1), total_iters=hp.warmup_epochs
+            )
+            sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], milestones=[hp.warmup_epochs])
+        else:
+            sched = cosine
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "frequency": 1}}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "format_version": FORMAT_VERSION,
+            "encoder": _encoder_config(self.encoder),
+            "loss": _loss_config(self.loss),
+            "route": self.route,
+            "cache": self.cache,
+            "rng": _rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        info = checkpoint.get(CHECKPOINT_KEY) or {}
+        if info.get("rng"):
+            _set_rng_state(info["rng"])
+
+
+# ---------------------------------------------------------------------- helpers
+def _encoder_config(encoder: nn.Module) -> dict[str, Any]:
+    try:
+        from eegalign.models import encoder_config
+
+        return encoder_config(encoder)
+    except Exception:  # noqa: BLE001 - a custom encoder outside the registry: record what it is
+        cls = type(encoder)
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+def _loss_config(loss: nn.Module) -> dict[str, Any]:
+    from eegalign.losses import loss_config
+
+    return loss_config(loss)
+
+
+def _rng_state() -> dict[str, Any]:
+    """torch / numpy / python RNG states as weights_only-loadable values (tensors, ints, lists)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def read_checkpoint(ckpt_path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load(..., weights_only=True)`` with one-line :class:`WeightsError` for anything unusable.
+
+    A file that needs code to unpickle (a pickle payload, a foreign checkpoint holding objects)
+    is refused, never executed.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(
+            f"{path} is not a loadable eegalign checkpoint (refused by torch.load(weights_only=True): {first[:200]})"
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise WeightsError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the encoder of an eegalign checkpoint and load its weights (``weights_only=True``).
+
+    Returns ``(encoder, info)``; ``info`` has ``encoder`` (its config), ``route``, ``loss``,
+    ``epoch``, ``global_step``, ``cache`` (or None) and ``hyper_parameters``. The encoder is in
+    eval mode on the CPU.
+    """
+    ckpt = read_checkpoint(ckpt_path)
+    meta = ckpt.get(CHECKPOINT_KEY)
+    if not isinstance(meta, dict) or not isinstance(meta.get("encoder"), dict):
+        raise WeightsError(f"{ckpt_path} was not written by eegalign fit (no '{CHECKPOINT_KEY}' record)")
+    cfg = dict(meta["encoder"])
+    if "name" not in cfg:
+        raise WeightsError(
+            f"{ckpt_path} holds a custom encoder ({cfg.get('class_path')}) that is not in the eegalign registry; "
+            "rebuild it yourself and load state_dict keys starting with 'encoder.'"
+        )
+    from eegalign.models import build_model
+
+    try:
+        encoder = build_model(**cfg)
+    except Exception as e:  # noqa: BLE001
+        raise WeightsError(f"{ckpt_path}: cannot rebuild encoder {cfg.get('name')!r} ({e})") from None
+    state = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise WeightsError(f"{ckpt_path}: weights do not match encoder {cfg.get('name')!r} ({first})") from None
+    encoder.eval()
+    info = {
+        "encoder": cfg,
+        "route": meta.get("route"),
+        "loss": meta.get("loss"),
+        "cache": meta.get("cache"),
+        "epoch": ckpt.get("epoch"),
+        "global_step": ckpt.get("global_step"),
+        "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),
+    }
+    return encoder, info
