@@ -97,3 +97,408 @@ def retrieval_topk(
     _, cands, answer = candidates(true, image_ids)
     r = ranks(similarity_matrix(pred, cands, center), answer)
     return {f"top{k}": float((r <= k).mean()) for k in ks}
+
+
+# ----------------------------------------------------------------------------- per-trial similarity
+
+TOKEN_THRESHOLDS = (0.75, 0.85, 0.95, 0.98)
+
+
+def per_trial_similarity(pred: np.ndarray, true: np.ndarray, chunk: int = 256) -> dict[str, np.ndarray]:
+    """Per-trial similarity metrics, each ``(N,)`` float64 (the seed's set).
+
+    ``pred`` may be ``(N, ...)`` or ``(1, ...)`` (a constant prediction, broadcast over trials).
+    Keys: ``cosine`` (flattened), ``mse`` (mean squared difference), ``l2`` (norm of the
+    difference), ``l1`` (sum of absolute differences), ``abs_diff`` (mean absolute difference).
+    For 3-D targets ``(N, S, D)`` (text route) also ``token_cosine`` ``(N, S)`` (cosine of each
+    token row), ``token_mse`` (mean over tokens of the per-token MSE) and ``token_l2`` (mean over
+    tokens of the per-token L2 distance).
+    """
+    true = np.asarray(true)
+    pred = np.asarray(pred)
+    n = true.shape[0]
+    if pred.shape[1:] != true.shape[1:] or pred.shape[0] not in (1, n):
+        raise ValueError(f"pred {pred.shape} does not match true {true.shape}")
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("cosine", "mse", "l2", "l1", "abs_diff")}
+    text = true.ndim == 3
+    if text:
+        out.update(token_cosine=[], token_mse=[], token_l2=[])
+    for start in range(0, n, chunk):
+        t = true[start : start + chunk].astype(np.float32, copy=False)
+        p = (pred if pred.shape[0] == 1 else pred[start : start + chunk]).astype(np.float32, copy=False)
+        p = np.broadcast_to(p, t.shape)
+        d = p - t  # (b, ...)
+        b = len(t)
+        # float32 products, pairwise-summed along the contiguous last axis, then float64
+        pp, tt, pt, dd = (np.add.reduce(x.reshape(b, -1), axis=1, dtype=np.float64) for x in (p * p, t * t, p * t, d * d))
+        ad = np.add.reduce(np.abs(d).reshape(b, -1), axis=1, dtype=np.float64)
+        f = d[0].size
+        out["cosine"].append(pt / np.maximum(np.sqrt(pp * tt), EPS))
+        out["mse"].append(dd / f)
+        out["l2"].append(np.sqrt(dd))
+        out["l1"].append(ad)
+        out["abs_diff"].append(ad / f)
+        if text:
+            tok_pt = np.einsum("nsd,nsd->ns", p, t, dtype=np.float64)  # (b, S)
+            tok_pp = np.einsum("nsd,nsd->ns", p, p, dtype=np.float64)
+            tok_tt = np.einsum("nsd,nsd->ns", t, t, dtype=np.float64)
+            tok_dd = np.add.reduce(d * d, axis=2, dtype=np.float64)  # (b, S)
+            out["token_cosine"].append(tok_pt / np.maximum(np.sqrt(tok_pp * tok_tt), EPS))
+            out["token_mse"].append(tok_dd.mean(axis=1) / d.shape[2])
+            out["token_l2"].append(np.sqrt(tok_dd).mean(axis=1))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def mean_std(x: np.ndarray) -> dict[str, float]:
+    """``{"mean", "std"}`` of a per-trial vector (population std)."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"mean": float(x.mean()), "std": float(x.std())}
+
+
+def similarity_summary(per_trial: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """The ``similarity`` block of metrics.json from :func:`per_trial_similarity` output."""
+    return {k: mean_std(per_trial[k]) for k in ("cosine", "mse", "l2", "l1", "abs_diff")}
+
+
+def text_summary(per_trial: dict[str, np.ndarray], thresholds: Sequence[float] = TOKEN_THRESHOLDS) -> dict:
+    """The ``text`` block: global/token cosine, token MSE/L2, and threshold shares of token cosines."""
+    tok = per_trial["token_cosine"]  # (N, S)
+    return {
+        "global_cosine": mean_std(per_trial["cosine"]),
+        "token_cosine": mean_std(tok.mean(axis=1)),
+        "token_mse": mean_std(per_trial["token_mse"]),
+        "token_l2": mean_std(per_trial["token_l2"]),
+        "token_cosine_above": {f"{t:g}": float((tok > t).mean()) for t in thresholds},
+    }
+
+
+# ----------------------------------------------------------------------------- retrieval
+
+
+def kway_hits(
+    sim: np.ndarray,
+    answer: np.ndarray,
+    k: int,
+    topk: Sequence[int] = (1,),
+    n_draws: int = 10,
+    seed: int = 0,
+    chunk_elems: int = 8_000_000,
+) -> dict[int, np.ndarray]:
+    """k-way retrieval: the true image plus ``k - 1`` distractors drawn without replacement.
+
+    For every trial, ``n_draws`` distractor sets are drawn from the other candidates with a
+    generator seeded by ``seed``; the returned per-trial hit rate (``(N,)`` float64, one array
+    per requested top-t) is averaged over the draws. Ties count against (rank = 1 + number of
+    distractors scoring >= the true image). Requires ``2 <= k <= M``.
+    """
+    sim = np.asarray(sim)
+    n, m = sim.shape
+    if not 2 <= k <= m:
+        raise ValueError(f"k-way retrieval needs 2 <= k <= {m} (number of candidates), got k={k}")
+    rng = np.random.default_rng(seed)
+    own = sim[np.arange(n), answer]  # (N,)
+    hits = {t: np.empty(n) for t in topk}
+    step = max(1, chunk_elems // max(1, n_draws * m))
+    for s in range(0, n, step):
+        rows = np.arange(s, min(n, s + step))
+        keys = rng.random((len(rows), n_draws, m), dtype=np.float32)  # random order of candidates
+        keys[np.arange(len(rows)), :, answer[rows]] = np.inf  # never draw the answer itself
+        dist = np.argpartition(keys, k - 2, axis=2)[:, :, : k - 1]  # (b, D, k-1) distractor indices
+        scores = sim[rows[:, None, None], dist]  # (b, D, k-1)
+        rank = 1 + (scores >= own[rows, None, None]).sum(axis=2)  # (b, D)
+        for t in topk:
+            hits[t][rows] = (rank <= t).mean(axis=1)
+    return hits
+
+
+def all_way_hits(sim: np.ndarray, answer: np.ndarray, topk: Sequence[int] = (1, 5)) -> dict[int, np.ndarray]:
+    """All-way retrieval per trial: ``{t: (N,) float64}``, 1.0 where the own image ranks <= t."""
+    r = ranks(sim, answer)
+    return {t: (r <= t).astype(np.float64) for t in topk}
+
+
+def average_by_group(pred: np.ndarray, keys: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Average the rows of ``pred`` that share a key: ``(G, ...)`` means and the ``(N,)`` group index."""
+    _, group = np.unique(np.asarray([str(k) for k in keys]), return_inverse=True)
+    group = group.reshape(-1)
+    g = int(group.max()) + 1
+    from scipy.sparse import csr_matrix
+
+    counts = np.bincount(group, minlength=g).astype(np.float32)
+    weights = csr_matrix((1.0 / counts[group], (group, np.arange(len(group)))), shape=(g, len(group)))
+    means = np.asarray(weights @ flatten(pred), dtype=np.float32)  # (G, N) @ (N, F) -> (G, F)
+    return means.reshape((g, *np.shape(pred)[1:])), group
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+def class_prototypes(targets: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prototype of class c = mean target of the images of class c: ``(classes (C,), protos (C, ...))``."""
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    targets = np.asarray(targets)
+    if len(labels) != len(targets):
+        raise ValueError(f"{len(targets)} targets but {len(labels)} labels")
+    classes = np.unique(labels)
+    protos = np.stack([targets[labels == c].astype(np.float64).mean(axis=0) for c in classes]).astype(np.float32)
+    return classes, protos
+
+
+def prototype_ranks(
+    pred: np.ndarray, label: np.ndarray, classes: np.ndarray, protos: np.ndarray, center: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rank of each trial's own class among the prototypes by cosine (ties count against).
+
+    Returns ``(rank (N,), valid (N,) bool)``; ``valid`` is False for trials whose class has no
+    prototype (their rank is set to ``len(classes) + 1``).
+    """
+    label = np.asarray(label).astype(np.int64)
+    pos = {int(c): i for i, c in enumerate(classes)}
+    answer = np.array([pos.get(int(c), -1) for c in label], dtype=np.int64)
+    valid = answer >= 0
+    sim = similarity_matrix(pred, protos, center)  # (N or 1, C)
+    sim = np.broadcast_to(sim, (len(label), len(classes)))
+    r = np.full(len(label), len(classes) + 1, dtype=np.int64)
+    if valid.any():
+        r[valid] = ranks(sim[valid], answer[valid])
+    return r, valid
+
+
+# ----------------------------------------------------------------------------- significance
+
+
+def bootstrap_counts(n: int, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """``(n_boot, n)`` resampling counts (multinomial): row b says how often each trial is drawn."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float32)
+
+
+def bootstrap_ci(
+    values: np.ndarray, counts: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> np.ndarray:
+    """Percentile bootstrap CI of the mean over trials.
+
+    ``values`` ``(N,)`` or ``(N, K)`` (K metrics resampled together); ``counts`` from
+    :func:`bootstrap_counts` (made here if not given). Returns ``(2,)`` or ``(2, K)``: lo, hi.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[0]
+    if counts is None:
+        counts = bootstrap_counts(n, n_boot, seed)
+    means = counts.astype(np.float64) @ values / n  # (B, N) @ (N, K) -> (B, K)
+    alpha = (1.0 - level) / 2
+    return np.quantile(means, [alpha, 1 - alpha], axis=0)
+
+
+def permutation_test(
+    sim: np.ndarray, answer: np.ndarray, n_perm: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """Permutation test of all-way top-1 accuracy and of mean own-image cosine.
+
+    The null shuffles the pairing of predictions and trials: trial i's prediction is scored
+    against the image of trial ``perm[i]``. Uses only the precomputed ``(N, M)`` similarity
+    matrix: a top-1 hit is "the row's unique best candidate is the answer". Returns the
+    observed values and p-values ``(1 + #{null >= observed}) / (1 + n_perm)``.
+    """
+    sim = np.asarray(sim)
+    n = sim.shape[0]
+    rng = np.random.default_rng(seed)
+    best = sim.argmax(axis=1)  # (N,)
+    unique = (sim >= sim.max(axis=1, keepdims=True)).sum(axis=1) == 1  # ties count against
+    obs_top1 = float((unique & (best == answer)).mean())
+    obs_cos = float(sim[np.arange(n), answer].mean())
+    perms = rng.permuted(np.tile(np.arange(n), (n_perm, 1)), axis=1)  # (P, N)
+    shuffled = answer[perms]  # (P, N): the answer each prediction is scored against
+    null_top1 = (unique[None] & (best[None] == shuffled)).mean(axis=1)
+    null_cos = sim[np.arange(n)[None], shuffled].mean(axis=1)
+    return {
+        "top1": obs_top1,
+        "top1_p": float((1 + (null_top1 >= obs_top1 - 1e-12).sum()) / (1 + n_perm)),
+        "cosine": obs_cos,
+        "cosine_p": float((1 + (null_cos >= obs_cos - 1e-9).sum()) / (1 + n_perm)),
+    }
+
+
+# ----------------------------------------------------------------------------- everything at once
+
+KWAY = (2, 10, 50, 200)
+
+
+def _scored(values: dict[str, np.ndarray], chance: dict[str, float], counts: np.ndarray) -> dict[str, dict]:
+    """``{name: {"value", "ci95", "chance"}}`` for per-trial hit vectors, CIs from shared resamples."""
+    names = list(values)
+    if not names:
+        return {}
+    stacked = np.stack([values[k] for k in names], axis=1)  # (N, K)
+    lo, hi = bootstrap_ci(stacked, counts)
+    return {
+        k: {"value": float(stacked[:, i].mean()), "ci95": [float(lo[i]), float(hi[i])], "chance": float(chance[k])}
+        for i, k in enumerate(names)
+    }
+
+
+def _retrieval_hits(
+    sim: np.ndarray, answer: np.ndarray, kway: Sequence[int], draws: int, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per-trial hit vectors and chance levels of all-way and k-way retrieval."""
+    m = sim.shape[1]
+    hits: dict[str, np.ndarray] = {}
+    chance: dict[str, float] = {}
+    for k in kway:
+        if k > m:
+            continue
+        tops = (1, 5) if k >= 10 else (1,)
+        kh = kway_hits(sim, answer, k, topk=tops, n_draws=draws, seed=seed + k)
+        for t in tops:
+            hits[f"{k}way_top{t}"] = kh[t]
+            chance[f"{k}way_top{t}"] = min(t, k) / k
+    for t, h in all_way_hits(sim, answer, (1, 5)).items():
+        hits[f"all_top{t}"] = h
+        chance[f"all_top{t}"] = min(t, m) / m
+    return hits, chance
+
+
+def compute_metrics(
+    pred: np.ndarray,
+    true: np.ndarray,
+    image_ids: Sequence[str],
+    label: np.ndarray,
+    subject: np.ndarray,
+    *,
+    train_targets: np.ndarray | None = None,
+    train_labels: np.ndarray | None = None,
+    kway: Sequence[int] = KWAY,
+    kway_draws: int = 10,
+    n_boot: int = 1000,
+    n_perm: int = 1000,
+    seed: int = 0,
+    average_trials: bool = False,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Every metric of ``docs/evaluation.md`` for one set of predictions, with baselines.
+
+    ``train_targets`` ``(M, ...)`` / ``train_labels`` ``(M,)``: the train-split images' targets
+    and classes, used for the ``train_mean`` baseline, the text-route centring and the class
+    prototypes. Without them the evaluated split's own distinct images stand in, and the
+    settings say so (``baseline_source = "split"``: optimistic).
+
+    Returns ``(metrics, arrays)``: the metrics.json dict (contract layout plus ``settings``,
+    ``retrieval_raw`` for the text route, ``retrieval_averaged`` if asked) and the per-trial
+    arrays the report's figures need.
+    """
+    pred = np.asarray(pred, dtype=np.float32)
+    true = np.asarray(true, dtype=np.float32)
+    label = np.asarray(label).astype(np.int64)
+    subject = np.asarray(subject).astype(np.int64)
+    n = len(pred)
+    if pred.shape != true.shape:
+        raise ValueError(f"pred {pred.shape} and true {true.shape} differ in shape")
+    route = "text" if pred.ndim == 3 else "image"
+    ids, cands, answer = candidates(true, image_ids)
+    cand_label = label[np.unique(answer, return_index=True)[1]]  # class of each candidate
+
+    if train_targets is None:
+        source = "split"
+        ref_targets, ref_labels = cands, cand_label
+    else:
+        source = "train"
+        ref_targets = np.asarray(train_targets, dtype=np.float32)
+        ref_labels = np.asarray(train_labels).astype(np.int64) if train_labels is not None else None
+        if ref_targets.shape[1:] != pred.shape[1:]:
+            raise ValueError(f"train targets {ref_targets.shape[1:]} do not match predictions {pred.shape[1:]}")
+    mean_target = ref_targets.astype(np.float64).mean(axis=0).astype(np.float32)
+    center = mean_target if route == "text" else None
+    counts = bootstrap_counts(n, n_boot, seed)
+    baseline_pred = mean_target[None]  # (1, ...): the same prediction for every trial
+
+    arrays: dict[str, np.ndarray] = {"label": label, "subject": subject, "answer": answer, "cand_label": cand_label}
+    metrics: dict = {"n": n, "route": route, "n_images": len(ids), "n_subjects": int(len(np.unique(subject)))}
+
+    def block(p: np.ndarray, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+        per = per_trial_similarity(p, true)
+        out: dict = {"similarity": similarity_summary(per)}
+        if route == "text":
+            out["text"] = text_summary(per)
+        sim = np.broadcast_to(similarity_matrix(p, cands, center), (n, len(ids)))
+        hits, chance = _retrieval_hits(sim, answer, kway, kway_draws, seed)
+        out["retrieval"] = _scored(hits, chance, counts)
+        vec = {"cosine": per["cosine"], **hits}
+        if route == "text":
+            sim_raw = np.broadcast_to(similarity_matrix(p, cands, None), (n, len(ids)))
+            raw_hits, raw_chance = _retrieval_hits(sim_raw, answer, kway, kway_draws, seed)
+            out["retrieval_raw"] = _scored(raw_hits, raw_chance, counts)
+            arrays[f"{prefix}token_cosine_curve"] = per["token_cosine"].mean(axis=0)
+        else:
+            sim_raw = sim
+        if ref_labels is not None:
+            classes, protos = class_prototypes(ref_targets, ref_labels)
+            r, valid = prototype_ranks(p, label, classes, protos, center)
+            c = len(classes)
+            cls_hits = {"top1": (r <= 1).astype(np.float64), "top5": (r <= 5).astype(np.float64)}
+            if valid.all():
+                out["classification"] = _scored(cls_hits, {"top1": 1 / c, "top5": min(5, c) / c}, counts)
+            else:  # trials of classes without a prototype cannot be scored: resample the rest
+                sub = bootstrap_counts(int(valid.sum()), counts.shape[0], seed)
+                out["classification"] = _scored(
+                    {k: v[valid] for k, v in cls_hits.items()}, {"top1": 1 / c, "top5": min(5, c) / c}, sub
+                )
+            vec.update({f"class_{k}": np.where(valid, v, np.nan) for k, v in cls_hits.items()})
+        arrays[f"{prefix}cosine"] = per["cosine"]
+        return out, {"vec": vec, "sim": sim, "sim_raw": sim_raw}
+
+    model_block, model_aux = block(pred, "")
+    metrics.update(model_block)
+    base_block, base_aux = block(baseline_pred, "baseline_")
+    arrays["sim"] = np.ascontiguousarray(model_aux["sim"])
+    perm = permutation_test(model_aux["sim"], answer, n_perm, seed)
+    perm_cos = permutation_test(model_aux["sim_raw"], answer, n_perm, seed) if route == "text" else perm
+    metrics["baselines"] = {
+        "train_mean": base_block,
+        "permutation_p": perm["top1_p"],
+        "permutation_p_cosine": perm_cos["cosine_p"],
+        "permutation_n": n_perm,
+    }
+
+    per_subject: dict[str, dict] = {}
+    keys = ["cosine", "all_top1", "all_top5", "2way_top1", "class_top1"]
+    for s in np.unique(subject):
+        mask = subject == s
+        row: dict = {"n": int(mask.sum())}
+        for k in keys:
+            if k in model_aux["vec"]:
+                name = k.replace("class_", "classification_")
+                row[name] = float(np.nanmean(model_aux["vec"][k][mask])) if np.isfinite(model_aux["vec"][k][mask]).any() else None
+                row[f"baseline_{name}"] = (
+                    float(np.nanmean(base_aux["vec"][k][mask])) if np.isfinite(base_aux["vec"][k][mask]).any() else None
+                )
+        per_subject[str(int(s))] = row
+    metrics["per_subject"] = per_subject
+
+    if average_trials:
+        keys_g = [f"{i}\x00{s}" for i, s in zip(image_ids, subject)]
+        avg_pred, group = average_by_group(pred, keys_g)
+        first = np.unique(group, return_index=True)[1]
+        avg_true, avg_ids = true[first], [str(image_ids[i]) for i in first]
+        _, a_cands, a_answer = candidates(avg_true, avg_ids)
+        a_sim = similarity_matrix(avg_pred, a_cands, center)
+        a_hits, a_chance = _retrieval_hits(a_sim, a_answer, kway, kway_draws, seed)
+        metrics["retrieval_averaged"] = {
+            "n": len(avg_pred),
+            "note": "predictions of all trials of the same image and subject averaged before retrieval",
+            **_scored(a_hits, a_chance, bootstrap_counts(len(avg_pred), n_boot, seed)),
+        }
+
+    metrics["settings"] = {
+        "baseline_source": source,
+        "baseline_label": "train mean" if source == "train" else "split mean (no train targets given; optimistic)",
+        "prototype_source": "train-split images" if source == "train" else "evaluated split's images (optimistic)",
+        "retrieval_center": "train mean target" if (route == "text" and source == "train") else (
+            "split mean target" if route == "text" else "none"
+        ),
+        "kway_draws": kway_draws,
+        "bootstrap_resamples": n_boot,
+        "permutation_resamples": n_perm,
+        "seed": seed,
+        "tie_rule": "rank = number of candidates scoring >= the correct one (ties count as misses)",
+        "n_classes": int(len(np.unique(ref_labels))) if ref_labels is not None else None,
+    }
+    return metrics, arrays
