@@ -1,0 +1,120 @@
+"""``eegalign generate``: Stable Diffusion images from predicted embeddings, grids, N-way accuracy.
+
+Three modes:
+
+* ``--predictions FILE --out DIR``: generate (EEG prediction + true embedding per trial), copy
+  the originals, draw grids, score N-way accuracy if ``--classifier`` is given, write the report;
+* ``--nway-only --out DIR --classifier M``: score the images already in DIR;
+* ``--merge DIR1 DIR2 ... --out DIR``: merge ``--shard i/n`` outputs (one per GPU/process).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Reference ids are plain strings here, so --help imports nothing heavy.
+    sd_ref, ip_ref, clf_ref = "stable-diffusion-v1-5/stable-diffusion-v1-5", "h94/IP-Adapter", "google/vit-base-patch16-224"
+    io = parser.add_argument_group("inputs and outputs")
+    io.add_argument("--predictions", metavar="FILE", help="predictions.safetensors (from evaluate / predict / baseline)")
+    io.add_argument("--out", required=True, metavar="DIR", help="output directory (generation.json, generation.html, images)")
+    io.add_argument("--images", metavar="DIR", help="original stimuli <image_id>.png|.jpg (default: the predictions' cache/images)")
+    io.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    io.add_argument("--nway-only", action="store_true", help="only score the images already in --out (needs --classifier)")
+    io.add_argument("--merge", nargs="+", metavar="DIR", help="merge the output directories of --shard runs into --out")
+
+    m = parser.add_argument_group("models (a local directory or a hub id)")
+    m.add_argument("--sd-model", default=sd_ref, metavar="M", help=f"Stable Diffusion 1.x pipeline (default {sd_ref})")
+    m.add_argument("--ip-adapter", default=ip_ref, metavar="PATH",
+                   help=f"image route: IP-Adapter weight file, directory or hub id (default {ip_ref}, models/ip-adapter_sd15)")
+    m.add_argument("--ip-adapter-weight", metavar="NAME", help="weight file name inside --ip-adapter (default ip-adapter_sd15.safetensors)")
+    m.add_argument("--ip-adapter-subfolder", metavar="SUB", help="subfolder inside --ip-adapter (default: models for hub ids)")
+    m.add_argument("--classifier", metavar="M", help=f"ImageNet-1k classifier for N-way accuracy, e.g. {clf_ref} (default: none, no N-way)")
+
+    g = parser.add_argument_group("generation")
+    g.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5 image route, 6.5 text route)")
+    g.add_argument("--ip-adapter-scale", type=float, default=1.0, help="IP-Adapter scale (default 1.0)")
+    g.add_argument("--prompt", default="", help="image route: an optional text prompt next to the IP-Adapter (default empty)")
+    g.add_argument("--size", type=int, default=512, help="image side in pixels, a multiple of 8 (default 512)")
+    g.add_argument("--seed", type=int, default=0, help="base seed: trial i uses seed+i, whatever the batch (default 0)")
+    g.add_argument("--scheduler", choices=["ddim", "pndm", "euler", "euler_a", "dpm", "dpm_sde", "lms", "heun", "unipc", "ddpm"],
+                   help="replace the pipeline's scheduler (built from its config)")
+    g.add_argument("--batch-size", type=int, default=4, help="images per pipeline call (default 4)")
+    g.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
+    g.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
+                   help="auto: float16 on CUDA, float32 elsewhere")
+    g.add_argument("--safety-checker", action="store_true", help="keep the pipeline's NSFW safety checker (off by default)")
+    g.add_argument("--skip-true", action="store_true", help="do not generate from the true embeddings (half the time)")
+
+    s = parser.add_argument_group("trial selection (seeded with --seed)")
+    s.add_argument("--per-class", type=int, metavar="K", help="K random trials per class")
+    s.add_argument("--limit", type=int, metavar="N", help="at most N random trials (after --per-class)")
+    s.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="this process's share of the selected trials (e.g. one per GPU), merged later with --merge")
+
+    n = parser.add_argument_group("N-way top-k accuracy")
+    n.add_argument("--nway", type=int, nargs="+", default=[50, 35], metavar="N", help="candidate counts N (default 50 35)")
+    n.add_argument("--topk", type=int, nargs="+", default=[1], metavar="K", help="k of top-k (default 1)")
+    n.add_argument("--draws", type=int, default=50, help="seeded distractor draws per image (default 50)")
+    n.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CI (default 1000)")
+    n.add_argument("--grid-rows", type=int, default=8, help="trials per grid image (default 8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from eegalign.errors import ConfigError
+    from eegalign.generation import run as R
+
+    out = Path(args.out)
+    nway = None
+    if args.classifier:
+        nway = R.NWaySettings(
+            classifier=args.classifier, ns=tuple(args.nway), ks=tuple(args.topk), draws=args.draws, seed=args.seed,
+            n_boot=args.n_boot, device=args.device,
+        )
+
+    if args.nway_only:
+        if nway is None:
+            raise ConfigError("--nway-only needs --classifier M (an ImageNet-1k classifier)")
+        R.rescore(out, nway, grid_rows=args.grid_rows)
+        print(f"N-way accuracy written to {out / R.INDEX} and {out / R.REPORT}")
+        return 0
+    if args.merge:
+        R.merge(args.merge, out, nway=nway, grid_rows=args.grid_rows, overwrite=args.overwrite)
+        print(f"merged {len(args.merge)} directories into {out}; report: {out / R.REPORT}")
+        return 0
+    if not args.predictions:
+        raise ConfigError("pass --predictions FILE (or --nway-only / --merge DIR ... for existing outputs)")
+    if out.exists() and not args.overwrite:
+        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    if args.steps < 1 or args.batch_size < 1:
+        raise ConfigError("--steps and --batch-size must be >= 1")
+
+    from eegalign.predictions import Predictions
+
+    preds = Predictions.load(args.predictions)
+    shard = R.parse_shard(args.shard)
+    indices = R.select_trials(preds.label, per_class=args.per_class, limit=args.limit, seed=args.seed, shard=shard)
+    parts = [f"per_class={args.per_class}" if args.per_class else None, f"limit={args.limit}" if args.limit else None,
+             f"shard={args.shard}" if shard != (0, 1) else None]
+    selection = {
+        "per_class": args.per_class, "limit": args.limit, "seed": args.seed, "shard": args.shard,
+        "n_selected": int(len(indices)),
+        "description": "seeded selection: " + ", ".join(p for p in parts if p) if any(parts) else "all trials",
+    }
+    settings = R.GenerationSettings(
+        sd_model=args.sd_model, ip_adapter=args.ip_adapter if preds.route == "image" else None,
+        ip_adapter_weight=args.ip_adapter_weight, ip_adapter_subfolder=args.ip_adapter_subfolder,
+        ip_adapter_scale=args.ip_adapter_scale, prompt=args.prompt, steps=args.steps, guidance=args.guidance,
+        size=args.size, seed=args.seed, scheduler=args.scheduler, device=args.device, dtype=args.dtype,
+        batch_size=args.batch_size, safety_checker=args.safety_checker, skip_true=args.skip_true,
+    )
+    R.generate_images(
+        preds, out, settings, indices=indices, images_dir=args.images, predictions_path=str(args.predictions),
+        selection=selection, nway=nway, grid_rows=args.grid_rows, overwrite=args.overwrite,
+    )
+    print(f"{len(indices)} trials generated into {out}; report: {out / R.REPORT}")
+    return 0

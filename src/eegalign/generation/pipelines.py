@@ -1,0 +1,248 @@
+"""Stable Diffusion pipelines conditioned on predicted CLIP embeddings (diffusers).
+
+Two routes, one pipeline class (``StableDiffusionPipeline``, reference: SD 1.5):
+
+* image route: an IP-Adapter (reference ``h94/IP-Adapter``, ``models/ip-adapter_sd15``) is
+  loaded with ``load_ip_adapter(..., image_encoder_folder=None)`` -- no CLIP image tower, we
+  hand the pipeline ``ip_adapter_image_embeds``: one tensor per adapter, (B, 1, D), and under
+  classifier-free guidance (2B, 1, D) with the negative (zero) embeddings first, which is what
+  ``StableDiffusionPipeline.prepare_ip_adapter_image_embeds`` (diffusers 0.42) splits with
+  ``.chunk(2)``;
+* text route: the predicted (B, 77, 768) text hidden states are the ``prompt_embeds``; the
+  negative embeddings are the encoded empty prompt.
+
+Each image gets its own CPU ``torch.Generator`` seeded per trial, so an image depends on its
+trial's seed only, not on the batch it was generated in or on the device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eegalign.errors import ConfigError, WeightsError, missing_weights_message
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from PIL import Image
+
+SD_REFERENCE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+IP_ADAPTER_REFERENCE = "h94/IP-Adapter"
+IP_ADAPTER_SUBFOLDER = "models"
+IP_ADAPTER_WEIGHTS = ("ip-adapter_sd15.safetensors", "ip-adapter_sd15.bin")
+
+# --scheduler name -> diffusers class; built with from_config(pipe.scheduler.config).
+SCHEDULERS: dict[str, str] = {
+    "ddim": "DDIMScheduler",
+    "pndm": "PNDMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpm": "DPMSolverMultistepScheduler",
+    "dpm_sde": "DPMSolverSinglestepScheduler",
+    "lms": "LMSDiscreteScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "unipc": "UniPCMultistepScheduler",
+    "ddpm": "DDPMScheduler",
+}
+
+# Default guidance per route: diffusers' default for the image route, the seed's 6.5 for text.
+DEFAULT_GUIDANCE = {"image": 7.5, "text": 6.5}
+
+
+def resolve_device(device: str = "auto") -> "torch.device":
+    """``auto`` -> cuda if available, else mps, else cpu; anything else is passed to torch."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown --device {device!r} ({e})") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} requested but CUDA is not available; pass --device cpu")
+    return dev
+
+
+def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
+    """``auto`` -> float16 on CUDA, float32 elsewhere (fp16 is slow or unsupported on CPU)."""
+    import torch
+
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    table = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    if dtype not in table:
+        raise ConfigError(f"unknown --dtype {dtype!r}; choose auto, float16, bfloat16 or float32")
+    return table[dtype]
+
+
+def _is_missing_weights(exc: BaseException) -> bool:
+    """Errors huggingface_hub / diffusers raise when a repo is neither local nor reachable."""
+    return isinstance(exc, (OSError, EnvironmentError)) or type(exc).__name__ in {
+        "LocalEntryNotFoundError",
+        "RepositoryNotFoundError",
+        "EntryNotFoundError",
+        "HfHubHTTPError",
+        "OfflineModeIsEnabled",
+    }
+
+
+def load_sd_pipeline(
+    sd_model: str,
+    *,
+    device: "torch.device",
+    dtype: "torch.dtype",
+    scheduler: str | None = None,
+    safety_checker: bool = False,
+) -> "StableDiffusionPipeline":
+    """Load a Stable Diffusion 1.x pipeline from a local directory or a hub id.
+
+    The safety checker is off by default: on ImageNet stimuli its false positives turn images
+    black, which would bias the N-way accuracy; pass ``safety_checker=True`` to keep it.
+    """
+    from diffusers import StableDiffusionPipeline
+
+    kw: dict[str, Any] = {"torch_dtype": dtype}
+    if not safety_checker:
+        kw.update(safety_checker=None, requires_safety_checker=False)
+    local = Path(sd_model).expanduser()
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(str(local) if local.is_dir() else sd_model, **kw)
+    except Exception as e:
+        if local.is_dir():
+            raise WeightsError(f"could not load a Stable Diffusion pipeline from {local}: {_first_line(e)}") from e
+        if _is_missing_weights(e):
+            raise WeightsError(missing_weights_message("Stable Diffusion model", sd_model, "--sd-model")) from e
+        raise
+    if scheduler:
+        pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)  # we show one bar over all batches instead
+    return pipe.to(device)
+
+
+def make_scheduler(name: str, config: Any) -> Any:
+    """Build scheduler ``name`` (a key of :data:`SCHEDULERS`) from an existing scheduler config."""
+    import diffusers
+
+    if name not in SCHEDULERS:
+        raise ConfigError(f"unknown --scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    return getattr(diffusers, SCHEDULERS[name]).from_config(config)
+
+
+def resolve_ip_adapter(spec: str, weight_name: str | None = None, subfolder: str | None = None) -> tuple[str, str, str]:
+    """Turn ``--ip-adapter`` into diffusers' (source, subfolder, weight_name).
+
+    ``spec`` is a weight file, a directory holding one (directly or under ``models/``), or a
+    hub id (then ``subfolder`` defaults to ``models`` and the weight to ``ip-adapter_sd15``).
+    """
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return str(path.parent), "", path.name
+    if path.is_dir():
+        names = (weight_name,) if weight_name else IP_ADAPTER_WEIGHTS
+        subs = (subfolder,) if subfolder is not None else ("", IP_ADAPTER_SUBFOLDER)
+        for sub in subs:
+            for name in names:
+                if (path / sub / name).is_file():
+                    return str(path), sub, name
+        raise WeightsError(
+            f"no IP-Adapter weights ({' or '.join(names)}) in {path} or {path / IP_ADAPTER_SUBFOLDER}; "
+            f"pass the weight file itself with --ip-adapter FILE"
+        )
+    return spec, IP_ADAPTER_SUBFOLDER if subfolder is None else subfolder, weight_name or IP_ADAPTER_WEIGHTS[0]
+
+
+def add_ip_adapter(
+    pipe: "StableDiffusionPipeline",
+    spec: str,
+    *,
+    weight_name: str | None = None,
+    subfolder: str | None = None,
+    scale: float = 1.0,
+) -> int:
+    """Load an IP-Adapter into ``pipe`` without its CLIP image encoder; return its image embedding dim."""
+    source, sub, name = resolve_ip_adapter(spec, weight_name, subfolder)
+    local = Path(source).is_dir()
+    try:
+        # low_cpu_mem_usage needs accelerate, which eegalign does not require.
+        pipe.load_ip_adapter(source, subfolder=sub, weight_name=name, image_encoder_folder=None, low_cpu_mem_usage=False)
+    except Exception as e:
+        if not local and _is_missing_weights(e):
+            raise WeightsError(missing_weights_message("IP-Adapter", spec, "--ip-adapter")) from e
+        raise WeightsError(f"could not load the IP-Adapter {spec!r} ({name}): {_first_line(e)}") from e
+    pipe.set_ip_adapter_scale(scale)
+    layers = pipe.unet.encoder_hid_proj.image_projection_layers
+    proj = layers[0]
+    linear = getattr(proj, "image_embeds", None)
+    if linear is None or not hasattr(linear, "in_features"):
+        raise WeightsError(
+            f"the IP-Adapter {spec!r} is not a plain IP-Adapter (image projection {type(proj).__name__}); "
+            f"eegalign conditions on one pooled CLIP image embedding, use ip-adapter_sd15"
+        )
+    return int(linear.in_features)
+
+
+def encode_empty_prompt(pipe: "StableDiffusionPipeline", device: "torch.device") -> "torch.Tensor":
+    """The text encoder's hidden states of the empty prompt, (1, 77, 768): the text route's negative."""
+    embeds, _ = pipe.encode_prompt("", device, 1, False)
+    return embeds  # (1, S, D)
+
+
+def generate_batch(
+    pipe: "StableDiffusionPipeline",
+    embeds: "torch.Tensor",
+    route: str,
+    seeds: list[int],
+    *,
+    steps: int,
+    guidance: float,
+    size: int,
+    prompt: str = "",
+    negative_text: "torch.Tensor | None" = None,
+) -> list["Image.Image"]:
+    """Generate one image per row of ``embeds`` with its own seed.
+
+    Args:
+        embeds: image route (B, D) pooled CLIP image embeddings; text route (B, 77, 768).
+        seeds: B seeds, one per image (a CPU generator each).
+        negative_text: text route only, (1, 77, 768) encoded empty prompt.
+    """
+    import torch
+
+    b = embeds.shape[0]
+    if len(seeds) != b:
+        raise ValueError(f"{len(seeds)} seeds for {b} embeddings")
+    device, dtype = pipe.device, pipe.unet.dtype
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    common: dict[str, Any] = dict(
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        height=size,
+        width=size,
+        generator=generators,
+        output_type="pil",
+    )
+    cfg = guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+    embeds = embeds.to(device=device, dtype=dtype)
+    if route == "image":
+        pos = embeds[:, None, :]  # (B, D) -> (B, 1, D)
+        ip = torch.cat([torch.zeros_like(pos), pos]) if cfg else pos  # (2B, 1, D): negative first
+        out = pipe(prompt=[prompt] * b, ip_adapter_image_embeds=[ip], **common)
+    elif route == "text":
+        if negative_text is None:
+            negative_text = encode_empty_prompt(pipe, device)
+        neg = negative_text.to(device=device, dtype=dtype).expand(b, -1, -1)  # (1, S, D) -> (B, S, D)
+        out = pipe(prompt_embeds=embeds, negative_prompt_embeds=neg, **common)
+    else:
+        raise ConfigError(f"route must be 'image' or 'text', got {route!r}")
+    return list(out.images)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,253 @@
+"""End-to-end checks of `eegalign generate` with tiny random SD 1.5-shaped models (no downloads).
+
+Built once per module: a tiny StableDiffusionPipeline (UNet with cross_attention_dim=768, a
+one-level VAE, a one-layer CLIPTextModel and a hand-written CLIPTokenizer vocab) saved with
+save_pretrained; an IP-Adapter state dict in the ip-adapter_sd15 key layout whose shapes are
+derived from the UNet's attention processors (image embedding dim 1024); a tiny 1000-label
+ViTForImageClassification; predictions for both routes and a fake cache with JPEG/PNG originals.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eegalign.cli import main
+from eegalign.predictions import Predictions
+
+IMAGE_DIM = 1024
+TEXT_SHAPE = (77, 768)
+CVPR_WNIDS = ["n02106662", "n02124075", "n02281787"]  # first classes of the CVPR40 table
+FAST = ["--steps", "2", "--size", "32", "--device", "cpu", "--nway", "50", "5", "--draws", "5", "--n-boot", "50"]
+
+
+def _tiny_sd(root: Path) -> Path:
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    tok_dir = root / "tok-src"
+    tok_dir.mkdir(parents=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in "abcdefghijklmnopqrstuvwxyz":
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
+    (tok_dir / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=4, in_channels=4, out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=768, attention_head_dim=2, norm_num_groups=4,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8,), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=4, sample_size=32,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=768, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    ))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False,
+    )
+    out = root / "sd"
+    pipe.save_pretrained(out)
+    return out
+
+
+def _tiny_ip_adapter(sd_dir: Path, path: Path, image_dim: int = IMAGE_DIM) -> Path:
+    """Random weights in ip-adapter_sd15's layout: image_proj.{proj,norm}.*, ip_adapter.<id>.to_{k,v}_ip.weight,
+    id = 1, 3, 5, ... over the UNet's cross-attention processors in attn_processors order."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    unet = UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet")
+    cross, tokens = unet.config.cross_attention_dim, 4
+    g = torch.Generator().manual_seed(1)
+    sd = {
+        "image_proj.proj.weight": torch.randn(tokens * cross, image_dim, generator=g) * 0.02,
+        "image_proj.proj.bias": torch.zeros(tokens * cross),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = unet.config.block_out_channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(unet.config.block_out_channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = unet.config.block_out_channels[int(name[len("down_blocks.")])]
+        for kv in ("to_k_ip", "to_v_ip"):
+            sd[f"ip_adapter.{key_id}.{kv}.weight"] = torch.randn(hidden, cross, generator=g) * 0.02
+        key_id += 2
+    save_file(sd, str(path))
+    return path
+
+
+def _tiny_vit(path: Path) -> Path:
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=16, num_labels=1000)
+    ViTForImageClassification(cfg).save_pretrained(path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+def _fake_cache(root: Path, n_images: int = 3) -> Path:
+    from PIL import Image
+
+    images = root / "cache" / "images"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n_images):
+        arr = rng.integers(0, 255, size=(40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(images / (f"img{i}.jpg" if i % 2 else f"img{i}.png"))
+    return root / "cache"
+
+
+def _predictions(route: str, cache: Path, path: Path) -> Path:
+    rng = np.random.default_rng(1 if route == "image" else 2)
+    n = 6
+    shape = (n, IMAGE_DIM) if route == "image" else (n, *TEXT_SHAPE)
+    image_ids = [f"img{i % 3}" for i in range(n)]
+    true_by_image = rng.standard_normal((3, *shape[1:])).astype(np.float32)
+    Predictions(
+        pred=rng.standard_normal(shape).astype(np.float32),
+        true=true_by_image[[i % 3 for i in range(n)]],
+        label=np.array([i % 3 for i in range(n)], dtype=np.int64),
+        subject=np.array([1, 1, 1, 2, 2, 2], dtype=np.int64),
+        image_ids=image_ids, route=route, model="test", split="test", classes=CVPR_WNIDS, cache=str(cache),
+    ).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("gen")
+    sd = _tiny_sd(root)
+    cache = _fake_cache(root)
+    return {
+        "root": root,
+        "sd": sd,
+        "ip": _tiny_ip_adapter(sd, root / "ip-adapter_tiny.safetensors"),
+        "vit": _tiny_vit(root / "vit"),
+        "cache": cache,
+        "image": _predictions("image", cache, root / "pred_image.safetensors"),
+        "text": _predictions("text", cache, root / "pred_text.safetensors"),
+    }
+
+
+def _load(out: Path) -> dict:
+    return json.loads((out / "generation.json").read_text())
+
+
+def test_image_route_end_to_end(assets: dict[str, Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "gen"
+    code = main(["generate", "--predictions", str(assets["image"]), "--sd-model", str(assets["sd"]),
+                 "--ip-adapter", str(assets["ip"]), "--classifier", str(assets["vit"]), "--out", str(out),
+                 "--batch-size", "3", "--grid-rows", "4", *FAST])
+    assert code == 0
+    index = _load(out)
+    assert index["route"] == "image" and len(index["trials"]) == 6
+    for rec in index["trials"]:
+        for kind in ("original", "true", "eeg"):
+            with Image.open(out / rec[kind]) as im:
+                assert im.format == "PNG"
+                if kind != "original":
+                    assert im.size == (32, 32)
+        assert rec["seed"] == rec["index"]
+        assert rec["wnid"] == CVPR_WNIDS[rec["label"]] and rec["class_name"]
+    assert len(index["grids"]) == 2 and all((out / g).is_file() for g in index["grids"])
+    results = index["nway"]["results"]
+    combos = {(r["convention"], r["set"], r["n"]) for r in results}
+    assert combos == {(c, s, n) for c in ("wnid", "gwit") for s in ("original", "true", "eeg") for n in (50, 5)}
+    for r in results:
+        assert 0.0 <= r["ci95"][0] <= r["value"] <= r["ci95"][1] <= 1.0
+        assert r["chance"] == pytest.approx(r["k"] / r["n"]) and r["n_images"] == 6
+        if r["convention"] == "gwit" and r["set"] == "original":
+            assert r["value"] == 1.0  # the classifier's own top-1 is always its top-1
+    html = (out / "generation.html").read_text()
+    assert "N-way top-k accuracy" in html and "grids/grid_000.png" in html and "chance" in html
+    # The EEG images differ from the true-embedding images (different conditioning, same seed).
+    a = np.asarray(Image.open(out / index["trials"][0]["eeg"]), dtype=np.int16)
+    b = np.asarray(Image.open(out / index["trials"][0]["true"]), dtype=np.int16)
+    assert np.abs(a - b).max() > 0
+
+
+def test_text_route_seeds_independent_of_batching(assets: dict[str, Path], tmp_path: Path) -> None:
+    """Per-trial seeds: a trial's image is the same whether generated alone or in a batch, and in a shard."""
+    common = ["generate", "--predictions", str(assets["text"]), "--sd-model", str(assets["sd"]),
+              "--skip-true", "--scheduler", "euler", *FAST]
+    assert main([*common, "--out", str(tmp_path / "b3"), "--batch-size", "3"]) == 0
+    assert main([*common, "--out", str(tmp_path / "s1"), "--batch-size", "1", "--shard", "1/2"]) == 0
+    full, shard = _load(tmp_path / "b3"), _load(tmp_path / "s1")
+    assert full["route"] == "text" and full["nway"] is None and full["settings"]["guidance"] == 6.5
+    assert [r["index"] for r in shard["trials"]] == [1, 3, 5]
+    for rec in shard["trials"]:
+        assert rec["true"] is None
+        a = np.asarray(_open(tmp_path / "s1" / rec["eeg"]))
+        b = np.asarray(_open(tmp_path / "b3" / f"images/{rec['index']:05d}_eeg.png"))
+        assert np.array_equal(a, b)
+    # Two different trials give different images.
+    assert not np.array_equal(np.asarray(_open(tmp_path / "b3" / "images/00000_eeg.png")),
+                              np.asarray(_open(tmp_path / "b3" / "images/00001_eeg.png")))
+
+
+def _open(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def test_merge_shards_and_nway_only(assets: dict[str, Path], tmp_path: Path) -> None:
+    common = ["generate", "--predictions", str(assets["image"]), "--sd-model", str(assets["sd"]),
+              "--ip-adapter", str(assets["ip"]), "--per-class", "1", *FAST]
+    for i in range(2):
+        assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"part{i}")]) == 0
+    merged = tmp_path / "merged"
+    assert main(["generate", "--merge", str(tmp_path / "part0"), str(tmp_path / "part1"), "--out", str(merged)]) == 0
+    index = _load(merged)
+    assert index["nway"] is None and len(index["trials"]) == 3  # one per class
+    assert sorted({r["label"] for r in index["trials"]}) == [0, 1, 2]
+    assert all((merged / r[k]).is_file() for r in index["trials"] for k in ("original", "true", "eeg"))
+    assert main(["generate", "--nway-only", "--out", str(merged), "--classifier", str(assets["vit"]),
+                 "--nway", "10", "--draws", "3", "--n-boot", "20"]) == 0
+    rescored = _load(merged)
+    assert {r["n"] for r in rescored["nway"]["results"]} == {10}
+    assert all("top1" in r for r in rescored["trials"])
+    assert (merged / "nway_logits.safetensors").is_file()
+
+
+def test_user_errors_are_one_line(assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = ["generate", "--predictions", str(assets["image"]), "--device", "cpu", "--steps", "1", "--size", "32"]
+    # Offline without weights: one sentence naming the option to pass.
+    assert main([*base, "--sd-model", "nobody/no-such-model", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--sd-model PATH" in err
+    assert main([*base, "--sd-model", str(assets["sd"]), "--ip-adapter", "nobody/no-adapter",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "--ip-adapter PATH" in capsys.readouterr().err
+    # An IP-Adapter whose image dim does not match the predictions.
+    small = _tiny_ip_adapter(assets["sd"], tmp_path / "ip16.safetensors", image_dim=16)
+    assert main([*base, "--sd-model", str(assets["sd"]), "--ip-adapter", str(small), "--out", str(tmp_path / "c")]) == 2
+    assert "1024-d" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # nothing half-written
+    assert main(["generate", "--nway-only", "--out", str(tmp_path), "--classifier", str(assets["vit"])]) == 2
+    assert "generation.json" in capsys.readouterr().err
