@@ -1,0 +1,234 @@
+"""LightningDataModule over a prepared cache.
+
+Batches are dicts: ``eeg`` (B, C, T) float32, ``target`` (B, *target_shape) float32, ``label`` (B,)
+int64, ``subject`` (B,) int64, ``index`` (B,) int64 (the trial's row in the cache).
+
+Loading is batched: a sampler yields whole lists of positions and the dataset answers each list
+with one tensor-indexing operation (no per-trial ``__getitem__`` + collate), so an epoch of loading
+costs a small fraction of a training step's compute. By default a split's EEG is held in RAM as
+one torch tensor (``in_memory=True``); ``in_memory=False`` reads the memory-mapped ``eeg.npy``.
+Targets are stored once per image and looked up per trial (a text target is 77 x 768 floats).
+
+Splits and subjects:
+
+* ``subjects=[...]`` keeps those subjects in every split;
+* ``leave_out_subject=s`` (leave-one-subject-out): train = the train split of every other subject,
+  validation = the validation split of every other subject, test = the test split of subject ``s``.
+  Train and test then share no subject and (since the source splits are by image) no image.
+
+Under DDP, Lightning wraps the batch sampler (``DistributedSamplerWrapper``) so each rank receives a
+disjoint share of the batches; the shuffling sampler is seeded by ``(seed, epoch)`` and therefore
+produces the same permutation on every rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from eegalign.errors import ConfigError, DataError
+
+SPLITS = ("train", "validation", "test")
+
+
+class BatchIndexSampler(Sampler[list[int]]):
+    """Yields lists of positions ``0..n-1`` of length ``batch_size`` (shuffled per epoch if asked)."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False):
+        self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        self.epoch += 1
+        stop = self.n - self.n % self.batch_size if self.drop_last else self.n
+        for s in range(0, stop, self.batch_size):
+            yield order[s : s + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+
+class TrialBatches(Dataset):
+    """The trials of one split; ``dataset[list_of_positions]`` returns a whole batch dict."""
+
+    def __init__(self, eeg: Any, rows: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
+                 targets: torch.Tensor, target_rows: np.ndarray, in_memory: bool):
+        self.rows = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.subjects = torch.from_numpy(np.asarray(subjects, dtype=np.int64))
+        self.targets = targets  # (M, *target_shape), one row per image
+        self.target_rows = torch.from_numpy(np.asarray(target_rows, dtype=np.int64))
+        self.in_memory = in_memory
+        # in RAM: (n, C, T) tensor of this split; otherwise the (N, C, T) memmap of the whole cache
+        self.eeg = torch.from_numpy(np.ascontiguousarray(eeg[rows])) if in_memory else eeg
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, pos: Any) -> dict[str, torch.Tensor]:
+        if isinstance(pos, int):
+            pos = [pos]
+        pos = torch.as_tensor(pos, dtype=torch.int64)
+        if self.in_memory:
+            eeg = self.eeg[pos]  # (B, C, T)
+        else:
+            pos = pos[torch.argsort(self.rows[pos])]  # ascending cache rows: sequential memmap reads
+            eeg = torch.from_numpy(np.ascontiguousarray(self.eeg[self.rows[pos].numpy()]))
+        return {
+            "eeg": eeg,
+            "target": self.targets[self.target_rows[pos]],
+            "label": self.labels[pos],
+            "subject": self.subjects[pos],
+            "index": self.rows[pos],
+        }
+
+
+class EEGDataModule(pl.LightningDataModule):
+    """Train/validation/test/predict loaders over a cache prepared by ``eegalign data prepare``.
+
+    Args:
+        cache: the cache directory.
+        route: ``image`` (targets (1024,)) or ``text`` (targets (77, 768)).
+        batch_size: trials per batch.
+        subjects: keep only these subjects (all splits); None keeps all.
+        leave_out_subject: leave-one-subject-out (see the module docstring); None disables.
+        num_workers: DataLoader worker processes (0 is usually fastest: batches are one indexing op).
+        in_memory: hold each split's EEG in RAM (default) or read the memory-mapped cache.
+        predict_split: the split ``predict_dataloader`` serves.
+        seed: seed of the training shuffle (epoch e uses ``(seed, e)``).
+    """
+
+    def __init__(
+        self,
+        cache: str,
+        route: str = "image",
+        batch_size: int = 32,
+        subjects: list[int] | None = None,
+        leave_out_subject: int | None = None,
+        num_workers: int = 0,
+        in_memory: bool = True,
+        predict_split: str = "test",
+        seed: int = 0,
+    ):
+        super().__init__()
+        from eegalign.data.cache import ROUTES, Cache
+
+        self.save_hyperparameters()
+        if route not in ROUTES:
+            raise ConfigError(f"unknown route {route!r}: expected image or text")
+        if predict_split not in SPLITS:
+            raise ConfigError(f"unknown predict_split {predict_split!r}: expected train, validation or test")
+        if batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
+        self.cache_path = str(cache)
+        self.cache = Cache.open(cache)
+        self.route, self.batch_size, self.num_workers = route, int(batch_size), int(num_workers)
+        self.in_memory, self.predict_split, self.seed = in_memory, predict_split, int(seed)
+        self.subjects = None if subjects is None else [int(s) for s in subjects]
+        self.leave_out_subject = None if leave_out_subject is None else int(leave_out_subject)
+        self.target_shape: tuple[int, ...] = self.cache.target_shape(route)  # DataError if no targets
+        self.n_chans, self.n_times = self.cache.n_chans, self.cache.n_times
+        self.classes = self.cache.classes
+        self._indices = self._select()
+        self._datasets: dict[str, TrialBatches] = {}
+
+    # -- selection ---------------------------------------------------------------------------
+
+    def _select(self) -> dict[str, np.ndarray]:
+        present = set(int(s) for s in self.cache.meta["subject"].unique())
+        wanted = present if self.subjects is None else set(self.subjects)
+        unknown = wanted - present
+        if unknown:
+            raise ConfigError(f"subject(s) {sorted(unknown)} not in the cache (subjects: {sorted(present)})")
+        out: dict[str, np.ndarray] = {}
+        if self.leave_out_subject is None:
+            for split in SPLITS:
+                out[split] = self.cache.split_indices(split, sorted(wanted))
+        else:
+            s = self.leave_out_subject
+            if s not in present:
+                raise ConfigError(f"leave_out_subject {s} is not in the cache (subjects: {sorted(present)})")
+            others = sorted(wanted - {s})
+            if not others:
+                raise ConfigError(f"leave_out_subject {s} leaves no subject to train on")
+            out["train"] = self.cache.split_indices("train", others)
+            out["validation"] = self.cache.split_indices("validation", others)
+            out["test"] = self.cache.split_indices("test", [s])
+        if out["train"].size == 0:
+            raise DataError(f"no training trials in {self.cache_path} for this subject selection")
+        return out
+
+    def indices(self, split: str) -> np.ndarray:
+        """Cache rows of ``split`` under this module's subject selection (int64, ascending)."""
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}: expected train, validation or test")
+        return self._indices[split]
+
+    def train_target_mean(self) -> np.ndarray:
+        """Mean target over the training trials (each trial counts once), shape ``target_shape``."""
+        t = self.cache.targets(self.route)
+        rows = self.cache.target_rows(self.route, self._indices["train"])
+        counts = np.bincount(rows, minlength=len(t.embeddings)).astype(np.float64)
+        flat = t.embeddings.reshape(len(t.embeddings), -1)
+        return (counts @ flat / counts.sum()).astype(np.float32).reshape(self.target_shape)
+
+    # -- datasets and loaders ---------------------------------------------------------------
+
+    def dataset(self, split: str) -> TrialBatches:
+        """The (cached) batched dataset of ``split``."""
+        if split not in self._datasets:
+            rows = self.indices(split)
+            if rows.size == 0:
+                raise DataError(f"the {split} split is empty for this subject selection in {self.cache_path}")
+            meta = self.cache.meta
+            targets = torch.from_numpy(self.cache.targets(self.route).embeddings)
+            self._datasets[split] = TrialBatches(
+                self.cache.eeg,
+                rows,
+                meta["label"].to_numpy()[rows],
+                meta["subject"].to_numpy()[rows],
+                targets,
+                self.cache.target_rows(self.route, rows),
+                self.in_memory,
+            )
+        return self._datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        needed = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",),
+                  "predict": (self.predict_split,)}.get(stage or "", SPLITS)
+        for split in needed:
+            if self._indices[split].size:
+                self.dataset(split)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = self.dataset(split)
+        sampler = BatchIndexSampler(len(ds), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return DataLoader(
+            ds,
+            sampler=sampler,
+            batch_size=None,  # the sampler yields whole batches; no per-item collation
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_split, shuffle=False)
