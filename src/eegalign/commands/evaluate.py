@@ -1,0 +1,83 @@
+"""``eegalign evaluate``: predictions + metrics + report, for a checkpoint or a predictions file.
+
+    eegalign evaluate --ckpt CKPT --cache CACHE --split test --out DIR
+    eegalign evaluate --predictions FILE --out DIR [--train-targets FILE|CACHE]
+
+Writes DIR/predictions.safetensors, DIR/metrics.json, DIR/report.md, DIR/report.html and
+DIR/figures/*.png, atomically (DIR appears only when everything is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("what to evaluate (one of)")
+    src.add_argument("--ckpt", help="checkpoint written by `eegalign fit` (needs --cache)")
+    src.add_argument("--predictions", help="a predictions.safetensors file from any model")
+    parser.add_argument("--cache", help="cache directory the checkpoint is evaluated on (with --ckpt)")
+    parser.add_argument("--split", default="test", choices=["train", "validation", "test"], help="split to evaluate (with --ckpt; default test)")
+    parser.add_argument("--out", required=True, help="output directory (must not exist unless --overwrite)")
+    parser.add_argument(
+        "--train-targets",
+        help="train-split targets for the train-mean baseline and class prototypes: a cache directory, or a safetensors "
+        "file with tensors 'embeddings' (M, ...) and 'label' (M,) of the M distinct train images. Default: the cache "
+        "recorded in the predictions file if it exists, else the evaluated split's own images (labelled optimistic)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="prediction batch size (with --ckpt)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (with --ckpt)")
+    parser.add_argument("--average-trials", action="store_true", help="also report retrieval on predictions averaged per image and subject")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    parser.add_argument("--permutations", type=int, default=1000, help="permutations for the p-values (default 1000)")
+    parser.add_argument("--kway-draws", type=int, default=10, help="distractor draws per trial for k-way retrieval (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from eegalign.errors import ConfigError
+    from eegalign.evaluate import evaluate_to_dir, load_train_targets, predict_checkpoint, train_targets_from_cache
+
+    if bool(args.ckpt) == bool(args.predictions):
+        raise ConfigError("give exactly one of --ckpt CKPT (with --cache) or --predictions FILE")
+    for name in ("bootstrap", "permutations", "kway_draws", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    if Path(args.out).exists() and not args.overwrite:
+        raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
+    context: dict = {}
+    if args.ckpt:
+        if not args.cache:
+            raise ConfigError("--ckpt needs --cache CACHE (the cache to predict)")
+        preds, info, cache = predict_checkpoint(args.ckpt, args.cache, args.split, args.batch_size, args.device)
+        train = load_train_targets(args.train_targets, preds.route) if args.train_targets else train_targets_from_cache(cache, preds.route)
+        context.update(
+            checkpoint=str(args.ckpt), epoch=info.get("epoch"), loss=info.get("loss"), encoder=info.get("encoder"),
+        )
+    else:
+        from eegalign.predictions import Predictions
+
+        preds = Predictions.load(args.predictions)
+        context["predictions"] = str(args.predictions)
+        if "checkpoint" in preds.extra:
+            context["checkpoint"] = preds.extra["checkpoint"]
+        train = None
+        if args.train_targets:
+            train = load_train_targets(args.train_targets, preds.route)
+        elif preds.cache and Path(preds.cache).is_dir():
+            train = load_train_targets(preds.cache, preds.route)
+    metrics = evaluate_to_dir(
+        preds, args.out, train=train, context=context, overwrite=args.overwrite, n_boot=args.bootstrap,
+        n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=args.average_trials,
+    )
+    r = metrics["retrieval"]["all_top1"]
+    print(
+        f"all-way top-1 {100 * r['value']:.1f}% (chance {100 * r['chance']:.1f}%, permutation p = "
+        f"{metrics['baselines']['permutation_p']:.3g}); cosine {metrics['similarity']['cosine']['mean']:.4f} vs baseline "
+        f"{metrics['baselines']['train_mean']['similarity']['cosine']['mean']:.4f}"
+    )
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0

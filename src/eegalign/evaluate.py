@@ -1,0 +1,184 @@
+"""Checkpoint -> predictions -> metrics -> report.
+
+Two entry points share one pipeline:
+
+* :func:`predict_checkpoint` runs a trained encoder (``eegalign.system.load_encoder``) over one
+  split of a cache and returns a :class:`~eegalign.predictions.Predictions`;
+* :func:`evaluate_to_dir` computes every metric of ``docs/evaluation.md`` for a Predictions
+  object (with the train-split targets for baselines and class prototypes, when known) and
+  writes ``predictions.safetensors``, ``metrics.json``, ``report.md``, ``report.html`` and
+  ``figures/*.png`` into an output directory, atomically.
+
+Train targets (:class:`TrainTargets`) come from a cache (:func:`train_targets_from_cache`) or
+from a safetensors file with tensors ``embeddings`` (M, ...) and ``label`` (M,) for the M
+distinct train-split images (:func:`load_train_targets`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eegalign.errors import DataError
+from eegalign.predictions import Predictions
+
+
+@dataclass
+class TrainTargets:
+    """Targets of the distinct train-split images: ``embeddings`` (M, ...), ``labels`` (M,), and where from."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    source: str
+
+
+def train_targets_from_cache(cache: Any, route: str) -> TrainTargets:
+    """Targets and classes of the distinct train-split images of a cache (an opened ``Cache``)."""
+    rows = cache.split_indices("train")
+    if len(rows) == 0:
+        raise DataError(f"cache {cache.path} has no train split: cannot build the train-mean baseline")
+    meta = cache.meta.iloc[rows]
+    first = ~meta["image_id"].duplicated().to_numpy()  # one row per distinct image
+    img_rows = rows[first]
+    emb = cache.trial_targets(route, img_rows)
+    labels = cache.meta["label"].to_numpy()[img_rows].astype(np.int64)
+    return TrainTargets(np.asarray(emb, dtype=np.float32), labels, f"train split of cache {cache.path}")
+
+
+def load_train_targets(path: str | os.PathLike, route: str) -> TrainTargets:
+    """Read train targets from a cache directory or a safetensors file (``embeddings``, ``label``)."""
+    path = Path(path)
+    if path.is_dir():
+        from eegalign.data.cache import Cache
+
+        return train_targets_from_cache(Cache.open(path), route)
+    from eegalign.io import load_tensors
+
+    arrays, _ = load_tensors(path)
+    if "embeddings" not in arrays or "label" not in arrays:
+        raise DataError(f"{path}: a train-targets file needs tensors 'embeddings' (M, ...) and 'label' (M,)")
+    emb, lab = np.asarray(arrays["embeddings"], dtype=np.float32), np.asarray(arrays["label"]).astype(np.int64)
+    if lab.shape != (len(emb),):
+        raise DataError(f"{path}: 'label' has shape {lab.shape}, expected ({len(emb)},)")
+    return TrainTargets(emb, lab, str(path))
+
+
+def predict_checkpoint(
+    ckpt: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    split: str = "test",
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[Predictions, dict[str, Any], Any]:
+    """Run a checkpoint's encoder over one split of a cache.
+
+    Returns ``(predictions, info, cache)``: ``info`` is ``load_encoder``'s record; the cache is
+    opened once and handed back for the train targets. Raises :class:`DataError` when the
+    encoder's output shape or input size does not match the cache.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from eegalign.data.cache import Cache
+    from eegalign.system import load_encoder
+
+    cache = Cache.open(cache_dir)
+    encoder, info = load_encoder(ckpt)
+    route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
+    if not cache.has_targets(route):
+        raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
+    target_shape = cache.target_shape(route)
+    out_shape = tuple(int(d) for d in encoder.out_shape)
+    if out_shape != target_shape:
+        raise DataError(
+            f"checkpoint {ckpt} predicts {out_shape} but the cache's {route} targets are {target_shape}: wrong route or cache"
+        )
+    if (encoder.n_chans, encoder.n_times) != (cache.n_chans, cache.n_times):
+        raise DataError(
+            f"checkpoint {ckpt} expects EEG of {encoder.n_chans} x {encoder.n_times} but the cache holds "
+            f"{cache.n_chans} x {cache.n_times}"
+        )
+    rows = cache.split_indices(split)
+    if len(rows) == 0:
+        raise DataError(f"cache {cache.path} has no trials in split {split!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder = encoder.to(device).eval()
+    preds = []
+    with torch.inference_mode():
+        for s in tqdm(range(0, len(rows), batch_size), desc=f"predict {split}", unit="batch", disable=not progress):
+            eeg = torch.from_numpy(np.ascontiguousarray(cache.eeg[rows[s : s + batch_size]])).to(device)  # (B, C, T)
+            preds.append(encoder(eeg).float().cpu().numpy())  # (B, *out_shape)
+    meta = cache.meta.iloc[rows]
+    pred = Predictions(
+        pred=np.concatenate(preds).astype(np.float32),
+        true=np.asarray(cache.trial_targets(route, rows), dtype=np.float32),
+        label=meta["label"].to_numpy().astype(np.int64),
+        subject=meta["subject"].to_numpy().astype(np.int64),
+        image_ids=[str(i) for i in meta["image_id"]],
+        route=route,
+        model=str(info["encoder"].get("name", "unknown")),
+        split=split,
+        classes=list(cache.classes),
+        cache=str(cache.path),
+        extra={"checkpoint": str(ckpt)},
+    )
+    return pred, info, cache
+
+
+def evaluate_to_dir(
+    preds: Predictions,
+    out: str | os.PathLike,
+    *,
+    train: TrainTargets | None = None,
+    context: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    n_boot: int = 1000,
+    n_perm: int = 1000,
+    kway_draws: int = 10,
+    seed: int = 0,
+    average_trials: bool = False,
+) -> dict[str, Any]:
+    """Compute all metrics for ``preds`` and write the output directory atomically; returns metrics."""
+    from eegalign.io import atomic_dir, write_json
+    from eegalign.metrics import compute_metrics
+    from eegalign.report import write_report
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise DataError(f"output directory {out} already exists (pass --overwrite to replace it)")
+    if train is not None and train.embeddings.shape[1:] != preds.pred.shape[1:]:
+        raise DataError(
+            f"train targets ({train.source}) have shape {train.embeddings.shape[1:]} but the predictions "
+            f"{preds.pred.shape[1:]}: wrong route?"
+        )
+    metrics, arrays = compute_metrics(
+        preds.pred,
+        preds.true,
+        preds.image_ids,
+        preds.label,
+        preds.subject,
+        train_targets=None if train is None else train.embeddings,
+        train_labels=None if train is None else train.labels,
+        n_boot=n_boot,
+        n_perm=n_perm,
+        kway_draws=kway_draws,
+        seed=seed,
+        average_trials=average_trials,
+    )
+    ctx = dict(context or {})
+    ctx.setdefault("model", preds.model)
+    ctx.setdefault("split", preds.split)
+    ctx.setdefault("cache", preds.cache)
+    ctx["train_targets"] = train.source if train is not None else None
+    metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        preds.save(tmp / "predictions.safetensors")
+        write_json(tmp / "metrics.json", metrics)
+        write_report(tmp, metrics, arrays, preds, ctx)
+    return metrics

@@ -1,0 +1,424 @@
+"""The evaluation report: matplotlib figures plus ``report.md`` and ``report.html``.
+
+:func:`write_report` turns the metrics dict and per-trial arrays of
+:func:`eegalign.metrics.compute_metrics` into a report a researcher can check: provenance (data
+source, split protocol with the block-design caveat, model, checkpoint), every accuracy with its
+chance level and 95% CI, every similarity beside the train-mean baseline, the permutation
+p-values, a per-subject breakdown and figures (``figures/*.png``, referenced relatively). The
+markdown and HTML are rendered from one list of sections, so they always say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BLOCK_DESIGN_CAVEAT = (
+    "The CVPR40 recordings use a block design and the hub data set splits trials by image inside the "
+    "same sessions, so neighbouring train and test trials share slow drifts; decoding accuracy on such "
+    "splits can be inflated (Li et al. 2020, \"The perils and pitfalls of block design for EEG "
+    "classification experiments\", IEEE TPAMI). Treat these numbers as an upper bound; a "
+    "leave-one-subject-out or session-held-out evaluation is the stricter test."
+)
+
+SIM_NAMES = {"cosine": "cosine", "mse": "MSE", "l2": "L2 distance", "l1": "L1 distance", "abs_diff": "mean |diff|"}
+
+
+@dataclass
+class Section:
+    """One report section: paragraphs, then tables (header, rows), then figures (file, caption)."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[tuple[list[str], list[list[str]]]] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _acc(entry: dict | None) -> str:
+    if not entry:
+        return "n/a"
+    lo, hi = entry["ci95"]
+    return f"{_pct(entry['value'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def _ms(entry: dict | None) -> str:
+    return "n/a" if not entry else f"{_num(entry['mean'])} ± {_num(entry['std'], 3)}"
+
+
+def _p(p: float, n: int) -> str:
+    floor = 1.0 / (n + 1)
+    return f"{p:.3g}" + (f" (the smallest possible with {n} permutations)" if p <= floor + 1e-12 else "")
+
+
+def _metric_label(key: str) -> str:
+    if key.startswith("all_"):
+        return f"all-way {key[4:].replace('top', 'top-')}"
+    k, top = key.split("way_")
+    return f"{k}-way {top.replace('top', 'top-')}"
+
+
+def _kway_sort(key: str) -> tuple[int, int]:
+    k = 10**9 if key.startswith("all_") else int(key.split("way_")[0])
+    return (int(key.rsplit("top", 1)[1]), k)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """Draw every figure into ``fig_dir``; returns ``{name: relative path}``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    base_label = metrics["settings"]["baseline_label"]
+    out: dict[str, str] = {}
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(fig_dir / f"{name}.png", dpi=110)
+        plt.close(fig)
+        out[name] = f"figures/{name}.png"
+
+    # per-trial cosine vs the baseline
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    cos, bcos = arrays["cosine"], arrays["baseline_cosine"]
+    lo, hi = float(min(cos.min(), bcos.min())), float(max(cos.max(), bcos.max()))
+    bins = np.linspace(lo, hi if hi > lo else lo + 1e-3, 40)
+    ax.hist(bcos, bins=bins, alpha=0.55, color="#999999", label=f"{base_label} (mean {bcos.mean():.3f})")
+    ax.hist(cos, bins=bins, alpha=0.7, color="#1f77b4", label=f"model (mean {cos.mean():.3f})")
+    ax.set_xlabel("cosine(prediction, own target) per trial")
+    ax.set_ylabel("trials")
+    ax.legend(frameon=False, fontsize=8)
+    save(fig, "cosine_hist")
+
+    # retrieval accuracy vs k, with CI and chance
+    ret, bret = metrics["retrieval"], metrics["baselines"]["train_mean"]["retrieval"]
+    keys = sorted((k for k in ret if k.endswith("top1")), key=_kway_sort)
+    ks = [metrics["n_images"] if k.startswith("all_") else int(k.split("way_")[0]) for k in keys]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for src, color, name in ((ret, "#1f77b4", "model"), (bret, "#999999", base_label)):
+        v = np.array([src[k]["value"] for k in keys])
+        ci = np.array([src[k]["ci95"] for k in keys]).T
+        ax.errorbar(ks, v, yerr=[v - ci[0], ci[1] - v], marker="o", capsize=3, color=color, label=f"{name} (95% CI)")
+    ax.plot(ks, [ret[k]["chance"] for k in keys], "k--", lw=1, label="chance (1/k)")
+    ax.set_xscale("log")
+    ax.set_xticks(ks)
+    ax.set_xticklabels([f"{k}\n(all)" if key.startswith("all_") else str(k) for k, key in zip(ks, keys)])
+    ax.set_xlabel("number of candidates k")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(frameon=False, fontsize=8)
+    save(fig, "retrieval_vs_k")
+
+    # per-subject bars
+    subs = list(metrics["per_subject"])
+    keys_s = [k for k in ("all_top1", "2way_top1", "classification_top1") if k in metrics["per_subject"][subs[0]]]
+    fig, axes = plt.subplots(1, len(keys_s) + 1, figsize=(3.2 * (len(keys_s) + 1), 3.4))
+    x = np.arange(len(subs))
+    for ax, key in zip(axes, ["cosine", *keys_s]):
+        mv = [metrics["per_subject"][s][key] or 0.0 for s in subs]
+        bv = [metrics["per_subject"][s][f"baseline_{key}"] or 0.0 for s in subs]
+        ax.bar(x - 0.2, mv, 0.4, color="#1f77b4", label="model")
+        ax.bar(x + 0.2, bv, 0.4, color="#999999", label="baseline")
+        if key != "cosine":
+            chance = metrics["classification"]["top1"]["chance"] if key.startswith("class") else ret[key]["chance"]
+            ax.axhline(chance, color="k", ls="--", lw=1)
+        ax.set_xticks(x)
+        ax.set_xticklabels(subs)
+        ax.set_xlabel("subject")
+        ax.set_title(key.replace("_", " "), fontsize=9)
+    axes[0].legend(frameon=False, fontsize=7)
+    save(fig, "per_subject")
+
+    # trial x image similarity matrix, both sorted by class
+    sim, answer, cand_label, label = arrays["sim"], arrays["answer"], arrays["cand_label"], arrays["label"]
+    col = np.lexsort((np.arange(len(cand_label)), cand_label))
+    pos = np.empty_like(col)
+    pos[col] = np.arange(len(col))
+    row = np.lexsort((pos[answer], label))
+    fig, ax = plt.subplots(figsize=(6.5, 5.2))
+    im = ax.imshow(sim[row][:, col], aspect="auto", interpolation="nearest", cmap="viridis")
+    ax.set_xlabel("candidate image (sorted by class)")
+    ax.set_ylabel("trial (sorted by class, then image)")
+    fig.colorbar(im, ax=ax, label="cosine" + (" (train-mean centred)" if metrics["route"] == "text" else ""))
+    save(fig, "similarity_matrix")
+
+    if "token_cosine_curve" in arrays:
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+        ax.plot(arrays["token_cosine_curve"], color="#1f77b4", label="model")
+        ax.plot(arrays["baseline_token_cosine_curve"], color="#999999", label=base_label)
+        ax.set_xlabel("token position")
+        ax.set_ylabel("mean cosine over trials")
+        ax.legend(frameon=False, fontsize=8)
+        save(fig, "token_cosine")
+    return out
+
+
+# ----------------------------------------------------------------------------- content
+
+
+def _provenance(metrics: dict, preds: Any, ctx: dict) -> Section:
+    s = Section("Provenance")
+    manifest = {}
+    cache = ctx.get("cache")
+    if cache and (Path(cache) / "manifest.json").is_file():
+        try:
+            manifest = json.loads((Path(cache) / "manifest.json").read_text())
+        except (OSError, ValueError):
+            manifest = {}
+    fmt = manifest.get("format")
+    source = manifest.get("source", "unknown (not recorded in the predictions file)")
+    rows = [
+        ["model", str(ctx.get("model"))],
+        ["route", f"{metrics['route']} ({'1024-d CLIP image embedding' if metrics['route'] == 'image' else '77 x 768 CLIP text hidden states'})"],
+        ["evaluated split", f"{ctx.get('split')} ({metrics['n']} trials, {metrics['n_images']} images, {metrics['n_subjects']} subjects)"],
+        ["data source", f"{source}" + (f" (format {fmt})" if fmt else "")],
+        ["cache", str(cache or "not recorded")],
+        ["checkpoint", str(ctx.get("checkpoint") or "n/a (predictions file)")],
+        ["predictions file", str(ctx.get("predictions") or "predictions.safetensors (written here)")],
+    ]
+    for key in ("epoch", "loss", "encoder"):
+        if ctx.get(key) is not None:
+            v = ctx[key]
+            rows.append([key, json.dumps(v) if isinstance(v, (dict, list)) else str(v)])
+    rows.append(["train targets", str(ctx.get("train_targets") or "none given")])
+    s.tables.append((["item", "value"], rows))
+    if fmt == "synthetic" or "synth" in str(source).lower():
+        protocol = (
+            "Synthetic data generated by `eegalign data synth`: splits by image as in the hub data set; "
+            "the numbers test the pipeline, not a brain."
+        )
+    else:
+        protocol = (
+            f"The cache's own `{ctx.get('split')}` split (by image, as provided by the source"
+            + (f", fold {manifest.get('params', {}).get('fold')}" if fmt == "release" else "")
+            + ")."
+        )
+    s.paragraphs.append(f"**Split protocol.** {protocol} {BLOCK_DESIGN_CAVEAT}")
+    st = metrics["settings"]
+    if st["baseline_source"] != "train":
+        s.paragraphs.append(
+            "**Warning.** No train targets were given: the baseline is the "
+            f"{st['baseline_label']}, and class prototypes come from the {st['prototype_source']}. "
+            "Pass `--train-targets` (a cache directory or a safetensors file) for the honest train-split baseline."
+        )
+    return s
+
+
+def _sections(metrics: dict, preds: Any, ctx: dict, figs: dict[str, str]) -> list[Section]:
+    st = metrics["settings"]
+    base = metrics["baselines"]["train_mean"]
+    bname = st["baseline_label"]
+    out = [_provenance(metrics, preds, ctx)]
+
+    # headline
+    r, perm = metrics["retrieval"], metrics["baselines"]
+    head = Section("Summary")
+    cls = metrics.get("classification", {})
+    head.paragraphs.append(
+        f"All-way top-1 retrieval {_acc(r['all_top1'])} (chance {_pct(r['all_top1']['chance'])}, {bname} "
+        f"{_pct(base['retrieval']['all_top1']['value'])}); permutation p = {_p(perm['permutation_p'], perm['permutation_n'])}. "
+        f"Mean cosine {metrics['similarity']['cosine']['mean']:.4f} vs {bname} {base['similarity']['cosine']['mean']:.4f} "
+        f"(permutation p = {_p(perm['permutation_p_cosine'], perm['permutation_n'])})."
+        + (f" Class-prototype top-1 {_acc(cls['top1'])} (chance {_pct(cls['top1']['chance'])})." if cls else "")
+    )
+    out.append(head)
+
+    ret = Section("Retrieval")
+    ret.paragraphs.append(
+        "Candidates are the distinct images of the evaluated split with their true targets; each trial's prediction "
+        "ranks them by cosine. k-way: the true image plus k-1 distractors drawn without replacement "
+        f"({st['kway_draws']} seeded draws per trial, averaged). Brackets: 95% bootstrap CI over trials "
+        f"({st['bootstrap_resamples']} resamples). Tie rule: {st['tie_rule']}."
+        + (f" Text route: targets and predictions are centred on the {st['retrieval_center']} before flattening; "
+           "the uncentred variant is reported separately." if metrics["route"] == "text" else "")
+    )
+    header = ["metric", "model [95% CI]", f"{bname} [95% CI]", "chance"]
+
+    def rtable(block: dict, bblock: dict | None) -> list[list[str]]:
+        rows = []
+        for k in sorted((k for k in block if isinstance(block[k], dict) and "value" in block[k]), key=_kway_sort):
+            rows.append([_metric_label(k), _acc(block[k]), _acc(bblock.get(k)) if bblock else "", _pct(block[k]["chance"])])
+        return rows
+
+    ret.tables.append((header, rtable(r, base["retrieval"])))
+    if "retrieval_raw" in metrics:
+        ret.paragraphs.append("Uncentred (raw) text-route retrieval, for comparison with papers that report it:")
+        ret.tables.append((header, rtable(metrics["retrieval_raw"], base.get("retrieval_raw"))))
+    if "retrieval_averaged" in metrics:
+        ra = metrics["retrieval_averaged"]
+        ret.paragraphs.append(
+            f"Trial-averaged retrieval ({ra['note']}; {ra['n']} averaged queries). Not comparable with the single-trial numbers above."
+        )
+        ret.tables.append((["metric", "model [95% CI]", "", "chance"], rtable(ra, None)))
+    ret.paragraphs.append(
+        f"Permutation test ({perm['permutation_n']} seeded shuffles of the pairing between predictions and trials): "
+        f"p = {_p(perm['permutation_p'], perm['permutation_n'])} for all-way top-1, "
+        f"p = {_p(perm['permutation_p_cosine'], perm['permutation_n'])} for the mean own-image cosine."
+    )
+    for name in ("retrieval_vs_k", "similarity_matrix"):
+        if name in figs:
+            ret.figures.append(
+                (figs[name], {
+                    "retrieval_vs_k": "Top-1 retrieval accuracy vs number of candidates, with 95% CIs and chance.",
+                    "similarity_matrix": "Cosine similarity of every trial's prediction with every candidate image, "
+                    "both sorted by class: a class-structured decoder shows a block diagonal, an image-level one a sharp diagonal.",
+                }[name])
+            )
+    out.append(ret)
+
+    if cls:
+        c = Section("Classification via class prototypes")
+        c.paragraphs.append(
+            f"Prototype of a class = mean target of the {st['prototype_source']} of that class ({st['n_classes']} classes); "
+            "each prediction is assigned to the most cosine-similar prototype."
+        )
+        c.tables.append(
+            (header, [[k.replace("top", "top-"), _acc(cls[k]), _acc(base.get("classification", {}).get(k)), _pct(cls[k]["chance"])]
+                      for k in ("top1", "top5")])
+        )
+        out.append(c)
+
+    sim = Section("Similarity")
+    sim.paragraphs.append("Mean ± std over trials of the prediction against its own target (flattened).")
+    sim.tables.append(
+        (["metric", "model", bname],
+         [[SIM_NAMES[k], _ms(metrics["similarity"][k]), _ms(base["similarity"][k])] for k in SIM_NAMES])
+    )
+    if "cosine_hist" in figs:
+        sim.figures.append((figs["cosine_hist"], f"Per-trial cosine of the model and of the {bname}."))
+    out.append(sim)
+
+    if "text" in metrics:
+        t, bt = metrics["text"], base["text"]
+        tx = Section("Text route: token metrics")
+        rows = [[name, _ms(t[key]), _ms(bt[key])] for key, name in
+                (("global_cosine", "global cosine"), ("token_cosine", "token cosine"), ("token_mse", "token MSE"), ("token_l2", "token L2"))]
+        rows += [[f"share of (trial, token) cosines > {thr}", _pct(v), _pct(bt["token_cosine_above"][thr])]
+                 for thr, v in t["token_cosine_above"].items()]
+        tx.tables.append((["metric", "model", bname], rows))
+        tx.paragraphs.append(
+            "Start and padding tokens are nearly identical across captions, so token cosines are high for any "
+            "prediction close to the mean: compare with the baseline column, not with 1."
+        )
+        if "token_cosine" in figs:
+            tx.figures.append((figs["token_cosine"], "Mean per-token cosine over the 77 positions."))
+        out.append(tx)
+
+    ps = Section("Per subject")
+    subs = metrics["per_subject"]
+    cols = [k for k in ("cosine", "all_top1", "all_top5", "2way_top1", "classification_top1") if k in next(iter(subs.values()))]
+    rows = []
+    for s, row in subs.items():
+        cells = [s, str(row["n"])]
+        for k in cols:
+            f = _num if k == "cosine" else _pct
+            cells.append(f"{f(row[k])} ({f(row['baseline_' + k])})")
+        rows.append(cells)
+    ps.paragraphs.append(f"Model value, with the {bname} in parentheses.")
+    ps.tables.append((["subject", "trials", *[k.replace("_", " ") for k in cols]], rows))
+    if "per_subject" in figs:
+        ps.figures.append((figs["per_subject"], "Per-subject metrics, model vs baseline; dashed: chance."))
+    out.append(ps)
+
+    setting = Section("Settings")
+    setting.tables.append((["setting", "value"], [[k, str(v)] for k, v in st.items()]))
+    out.append(setting)
+    return out
+
+
+# ----------------------------------------------------------------------------- rendering
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:.92em}th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f4f6f8}tr:nth-child(even) td{background:#fafbfc}td:first-child{white-space:nowrap}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.88em;color:#555}
+.sub{color:#666;font-size:.95em}code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def _md_inline(text: str) -> str:
+    return text
+
+
+def _html_inline(text: str) -> str:
+    import re
+
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+
+
+def render_markdown(title: str, subtitle: str, sections: list[Section]) -> str:
+    lines = [f"# {title}", "", subtitle, ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""]
+        for p in s.paragraphs:
+            lines += [_md_inline(p), ""]
+        for header, rows in s.tables:
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+            lines.append("")
+        for path, cap in s.figures:
+            lines += [f"![{cap}]({path})", "", f"*{cap}*", ""]
+    return "\n".join(lines)
+
+
+def render_html(title: str, subtitle: str, sections: list[Section]) -> str:
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='sub'>{_html_inline(subtitle)}</p>",
+    ]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        parts += [f"<p>{_html_inline(p)}</p>" for p in s.paragraphs]
+        for header, rows in s.tables:
+            parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
+            parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
+            parts.append("</tbody></table>")
+        for path, cap in s.figures:
+            parts.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(cap)}'><figcaption>{html.escape(cap)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(out_dir: str | Path, metrics: dict, arrays: dict[str, np.ndarray], preds: Any, context: dict) -> None:
+    """Write ``figures/*.png``, ``report.md`` and ``report.html`` into ``out_dir``."""
+    from eegalign.io import atomic_file
+
+    out_dir = Path(out_dir)
+    figs = _figures(out_dir / "figures", metrics, arrays)
+    sections = _sections(metrics, preds, context, figs)
+    title = f"eegalign evaluation: {context.get('model')} ({metrics['route']} route, {context.get('split')} split)"
+    subtitle = (
+        f"{metrics['n']} trials, {metrics['n_images']} distinct images, {metrics['n_subjects']} subjects. "
+        f"Every accuracy is shown with its chance level and 95% CI, every similarity beside the {metrics['settings']['baseline_label']}."
+    )
+    for name, text in (("report.md", render_markdown(title, subtitle, sections)), ("report.html", render_html(title, subtitle, sections))):
+        with atomic_file(out_dir / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
