@@ -27,7 +27,7 @@ The caption is ``"<template> <class name>"``; token roles by position: 0 = start
     h_j     = 28 * normalize(b_j + 0.6 u_{tpl,j})          j = 1..4 (template only: causal)
     h_j     = 28 * normalize(0.5 b_j + P_j p_c / sqrt(d) + 0.35 E_j e_i / sqrt(d)
                              + 0.2 u_{tpl,j})               j = 5..7
-    h_j     = 28 * normalize(b_j + 0.08 (P_j p_c + E_j e_i) / sqrt(d) + 0.01 xi_ij)  j >= 8
+    h_j     = 28 * normalize(b_j + 0.03 (P_j p_c + E_j e_i) / sqrt(d) + 0.01 xi_ij)  j >= 8
 
 with unit-norm base vectors ``b_j``, projections ``P_j, E_j ~ N(0, 1/768)`` and template
 vectors ``u``. Start tokens are constant, padding is nearly constant, class tokens carry the
@@ -379,7 +379,7 @@ class SyntheticWorld:
             h[:, sl_name] = 0.5 * base[sl_name] + name_c + 0.35 * name_e + 0.2 * t[:, sl_name]
             content = project(proj_c, pc[blk], sl_pad) + project(proj_e, pe[blk], sl_pad)
             jitter = rng.standard_normal(content.shape) / math.sqrt(width)
-            h[:, sl_pad] += 0.08 * content + 0.01 * jitter
+            h[:, sl_pad] += 0.03 * content + 0.01 * jitter
             out[blk] = TEXT_NORM * _normalize(h)
         return out
 
@@ -550,8 +550,9 @@ def write_synthetic_dataset(
     ``synthetic.json``. The directory appears atomically. Raises ConfigError for bad
     parameters and DataError if ``out_dir`` exists and ``overwrite`` is false.
     """
-    import datasets
     import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets.table import cast_array_to_feature
     from tqdm.auto import tqdm
 
     from eegalign.data.classes import cvpr40_classes
@@ -585,83 +586,73 @@ def write_synthetic_dataset(
         raise DataError("synthetic data: two stimuli hash to the same image_id; use another seed")
     captions = [TEMPLATES[t].format(table[c].name) for t, c in zip(world.template_of, world.class_of)]
     features = _features(params.eeg_layout, params.n_times, params.n_chans)
+    schema = features.arrow_schema  # carries the "huggingface" features metadata load_dataset reads
     trial_rng = world.trial_rng()
     counts: dict[str, int] = {}
 
-    bars_were_on = datasets.utils.logging.is_progress_bar_enabled()
-    if not progress:
-        datasets.utils.logging.disable_progress_bar()
-    try:
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            n_trials = params.subjects * len(image_ids)
-            bar = tqdm(total=n_trials, desc="synthesising EEG", unit="trial", disable=not progress)
-            for split_idx, split in enumerate(SPLITS):
-                imgs = np.flatnonzero(world.split_of == split_idx)
-                imgs = imgs[trial_rng.permutation(len(imgs))]  # presentation order
-                subj = np.repeat(np.arange(params.subjects), len(imgs))  # subject-major rows
-                img = np.tile(imgs, params.subjects)
-                counts[split] = len(img)
-                chunks = []
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        bar = tqdm(total=params.subjects * len(image_ids), desc="synthesising EEG", unit="trial", disable=not progress)
+        for split_idx, split in enumerate(SPLITS):
+            imgs = np.flatnonzero(world.split_of == split_idx)
+            imgs = imgs[trial_rng.permutation(len(imgs))]  # presentation order
+            subj = np.repeat(np.arange(params.subjects), len(imgs))  # subject-major rows
+            img = np.tile(imgs, params.subjects)
+            counts[split] = len(img)
+            if not len(img):  # a split with fraction 0 gets no file (load_dataset rejects empty splits)
+                continue
+            # One parquet row group per block of trials: memory stays bounded at any size.
+            with pq.ParquetWriter(str(tmp / f"{split}.parquet"), schema=schema) as writer:
                 for lo in range(0, len(img), _CHUNK):
-                    x = world.eeg(subj[lo : lo + _CHUNK], img[lo : lo + _CHUNK], trial_rng)  # (B, C, T)
-                    chunks.append(_nested_chunk(x.transpose(0, 2, 1)))  # (B, C, T) -> (B, T, C)
+                    s_blk, i_blk = subj[lo : lo + _CHUNK], img[lo : lo + _CHUNK]
+                    x = world.eeg(s_blk, i_blk, trial_rng)  # (B, C, T)
+                    columns = {
+                        "image": pa.array(
+                            [{"bytes": jpegs[i], "path": None} for i in i_blk],
+                            type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+                        ),
+                        "conditioning_image": _nested_chunk(x.transpose(0, 2, 1)),  # (B, C, T) -> (B, T, C)
+                        "caption": pa.array([captions[i] for i in i_blk], type=pa.string()),
+                        "label_folder": pa.array([table[world.class_of[i]].wnid for i in i_blk], type=pa.string()),
+                        "label": pa.array(world.class_of[i_blk].astype(np.int32)),
+                        "subject": pa.array((s_blk + 1).astype(np.int32)),
+                    }
+                    arrays = [cast_array_to_feature(columns[name], feat) for name, feat in features.items()]
+                    writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
                     bar.update(len(x))
-                eeg_col = pa.chunked_array(chunks, type=pa.list_(pa.list_(pa.float32())))
-                image_col = pa.array(
-                    [{"bytes": jpegs[i], "path": None} for i in img],
-                    type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
-                )
-                ds = datasets.Dataset.from_dict(
-                    {
-                        "image": image_col,
-                        "conditioning_image": eeg_col,
-                        "caption": pa.array([captions[i] for i in img], type=pa.string()),
-                        "label_folder": pa.array([table[world.class_of[i]].wnid for i in img], type=pa.string()),
-                        "label": pa.array(world.class_of[img].astype(np.int32)),
-                        "subject": pa.array((subj + 1).astype(np.int32)),
-                    },
-                    features=features,
-                    split=split,
-                )
-                ds.to_parquet(str(tmp / f"{split}.parquet"))
-                del ds, chunks, eeg_col
-            bar.close()
-            meta = {"image_ids": image_ids, "model": f"synthetic:{params.seed}"}
-            save_tensors(
-                tmp / "targets" / "image.safetensors",
-                {"embeddings": world.image_targets},
-                {**meta, "route": "image"},
-            )
-            save_tensors(
-                tmp / "targets" / "text.safetensors",
-                {"embeddings": world.text_targets},
-                {**meta, "route": "text"},
-            )
-            info = {
-                "generator": "eegalign.data.synthetic",
-                "schema": "luigi-s/EEG_Image_CVPR_ALL_subj",
-                "params": {**asdict(params), "text_shape": list(params.text_shape)},
-                "constants": {
-                    "latent_dim": LATENT_DIM,
-                    "n_components": N_COMPONENTS,
-                    "image_deviation": IMAGE_DEVIATION,
-                    "text_token_norm": TEXT_NORM,
-                    "templates": list(TEMPLATES),
-                },
-                "signal_power": world.signal_power,
-                "noise_std": world.noise_std,
-                "eeg_units_scale": world._unit,
-                "classes": [c.wnid for c in table],
-                "class_names": [c.name for c in table],
-                "n_images": {s: int(np.sum(world.split_of == j)) for j, s in enumerate(SPLITS)},
-                "n_trials": counts,
-                "images": [
-                    {"image_id": iid, "label": int(c), "split": SPLITS[int(sp)], "caption": cap}
-                    for iid, c, sp, cap in zip(image_ids, world.class_of, world.split_of, captions)
-                ],
-            }
-            write_json(tmp / "synthetic.json", info)
-    finally:
-        if bars_were_on and not progress:
-            datasets.utils.logging.enable_progress_bar()
+        bar.close()
+        meta = {"image_ids": image_ids, "model": f"synthetic:{params.seed}"}
+        save_tensors(
+            tmp / "targets" / "image.safetensors",
+            {"embeddings": world.image_targets},
+            {**meta, "route": "image"},
+        )
+        save_tensors(
+            tmp / "targets" / "text.safetensors",
+            {"embeddings": world.text_targets},
+            {**meta, "route": "text"},
+        )
+        info = {
+            "generator": "eegalign.data.synthetic",
+            "schema": "luigi-s/EEG_Image_CVPR_ALL_subj",
+            "params": {**asdict(params), "text_shape": list(params.text_shape)},
+            "constants": {
+                "latent_dim": LATENT_DIM,
+                "n_components": N_COMPONENTS,
+                "image_deviation": IMAGE_DEVIATION,
+                "text_token_norm": TEXT_NORM,
+                "templates": list(TEMPLATES),
+            },
+            "signal_power": world.signal_power,
+            "noise_std": world.noise_std,
+            "eeg_units_scale": world._unit,
+            "classes": [c.wnid for c in table],
+            "class_names": [c.name for c in table],
+            "n_images": {s: int(np.sum(world.split_of == j)) for j, s in enumerate(SPLITS)},
+            "n_trials": counts,
+            "images": [
+                {"image_id": iid, "label": int(c), "split": SPLITS[int(sp)], "caption": cap}
+                for iid, c, sp, cap in zip(image_ids, world.class_of, world.split_of, captions)
+            ],
+        }
+        write_json(tmp / "synthetic.json", info)
     return out
