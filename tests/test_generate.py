@@ -251,3 +251,53 @@ def test_user_errors_are_one_line(assets: dict[str, Path], tmp_path: Path, capsy
     assert not (tmp_path / "c").exists()  # nothing half-written
     assert main(["generate", "--nway-only", "--out", str(tmp_path), "--classifier", str(assets["vit"])]) == 2
     assert "generation.json" in capsys.readouterr().err
+
+
+class _FakePipe:
+    """Records what generate_batch hands to the diffusers pipeline."""
+
+    def __init__(self) -> None:
+        import torch
+        from types import SimpleNamespace
+
+        self.device = torch.device("cpu")
+        self.unet = SimpleNamespace(dtype=torch.float32, config=SimpleNamespace(time_cond_proj_dim=None))
+        self.kwargs: dict = {}
+
+    def __call__(self, **kwargs):
+        from types import SimpleNamespace
+
+        self.kwargs = kwargs
+        return SimpleNamespace(images=[object()] * len(kwargs["generator"]))
+
+
+@pytest.mark.parametrize("guidance", [7.5, 1.0])
+def test_ip_adapter_embeds_layout(guidance: float) -> None:
+    """(B, D) -> one (2B, 1, D) tensor, zero negatives first, under CFG; (B, 1, D) without."""
+    import torch
+
+    from eegalign.generation.pipelines import generate_batch
+
+    pipe, emb = _FakePipe(), torch.randn(3, 8)
+    images = generate_batch(pipe, emb, "image", [5, 6, 7], steps=2, guidance=guidance, size=32, prompt="a photo")
+    assert len(images) == 3
+    (ip,) = pipe.kwargs["ip_adapter_image_embeds"]
+    if guidance > 1:
+        assert ip.shape == (6, 1, 8) and torch.all(ip[:3] == 0) and torch.equal(ip[3:, 0], emb)
+    else:
+        assert ip.shape == (3, 1, 8) and torch.equal(ip[:, 0], emb)
+    assert pipe.kwargs["prompt"] == ["a photo"] * 3
+    gens = pipe.kwargs["generator"]
+    assert [g.initial_seed() for g in gens] == [5, 6, 7]
+
+
+def test_text_route_negative_is_expanded() -> None:
+    import torch
+
+    from eegalign.generation.pipelines import generate_batch
+
+    pipe, emb, neg = _FakePipe(), torch.randn(2, 77, 16), torch.randn(1, 77, 16)
+    generate_batch(pipe, emb, "text", [0, 1], steps=2, guidance=6.5, size=32, negative_text=neg)
+    assert torch.equal(pipe.kwargs["prompt_embeds"], emb)
+    assert pipe.kwargs["negative_prompt_embeds"].shape == (2, 77, 16)
+    assert torch.equal(pipe.kwargs["negative_prompt_embeds"][1], neg[0])

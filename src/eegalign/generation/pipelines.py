@@ -107,7 +107,7 @@ def load_sd_pipeline(
     """
     from diffusers import StableDiffusionPipeline
 
-    kw: dict[str, Any] = {"torch_dtype": dtype}
+    kw: dict[str, Any] = {**_dtype_kwarg(dtype), "low_cpu_mem_usage": _has_accelerate()}
     if not safety_checker:
         kw.update(safety_checker=None, requires_safety_checker=False)
     local = Path(sd_model).expanduser()
@@ -169,8 +169,9 @@ def add_ip_adapter(
     source, sub, name = resolve_ip_adapter(spec, weight_name, subfolder)
     local = Path(source).is_dir()
     try:
-        # low_cpu_mem_usage needs accelerate, which eegalign does not require.
-        pipe.load_ip_adapter(source, subfolder=sub, weight_name=name, image_encoder_folder=None, low_cpu_mem_usage=False)
+        pipe.load_ip_adapter(
+            source, subfolder=sub, weight_name=name, image_encoder_folder=None, low_cpu_mem_usage=_has_accelerate()
+        )
     except Exception as e:
         if not local and _is_missing_weights(e):
             raise WeightsError(missing_weights_message("IP-Adapter", spec, "--ip-adapter")) from e
@@ -241,6 +242,23 @@ def generate_batch(
     else:
         raise ConfigError(f"route must be 'image' or 'text', got {route!r}")
     return list(out.images)
+
+
+def _dtype_kwarg(dtype: "torch.dtype") -> dict[str, Any]:
+    """diffusers 0.42 renamed from_pretrained's ``torch_dtype`` to ``dtype`` (the old name warns); older
+    releases only know ``torch_dtype``."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401 - present where `dtype` is accepted
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}
+
+
+def _has_accelerate() -> bool:
+    """diffusers' low-memory loading needs accelerate (optional here); without it, say so quietly."""
+    import importlib.util
+
+    return importlib.util.find_spec("accelerate") is not None
 
 
 def _first_line(exc: BaseException) -> str:
