@@ -440,3 +440,128 @@ def write_report(out_dir: str | Path, metrics: dict, arrays: dict[str, np.ndarra
     for name, text in (("report.md", render_markdown(title, subtitle, sections)), ("report.html", render_html(title, subtitle, sections))):
         with atomic_file(out_dir / name) as tmp:
             tmp.write_text(text, encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- comparison of runs
+
+COMPARE_ACC = (
+    ("retrieval", "all_top1"), ("retrieval", "all_top5"), ("retrieval", "2way_top1"), ("retrieval", "10way_top1"),
+    ("retrieval", "50way_top1"), ("retrieval", "200way_top1"), ("classification", "top1"), ("classification", "top5"),
+)
+
+
+def load_run_metrics(path: str | Path) -> tuple[str, dict]:
+    """``(name, metrics)`` of a run directory holding ``metrics.json`` (or the file itself)."""
+    from eegalign.errors import DataError
+
+    p = Path(path)
+    f = p / "metrics.json" if p.is_dir() else p
+    if not f.is_file():
+        raise DataError(f"{path}: no metrics.json (run `eegalign evaluate ... --out {path}` first)")
+    try:
+        m = json.loads(f.read_text())
+    except ValueError as e:
+        raise DataError(f"{f} is not valid JSON ({e})") from e
+    if not isinstance(m, dict) or "retrieval" not in m or "similarity" not in m:
+        raise DataError(f"{f} is not an eegalign metrics.json (no retrieval/similarity)")
+    return (p if p.is_dir() else p.parent).name, m
+
+
+def comparison_rows(runs: list[tuple[str, dict]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One flat record per run: numeric columns (value, ci lo/hi, chance) for CSV and figures."""
+    cols: list[str] = []
+    recs = []
+    for name, m in runs:
+        base = m.get("baselines", {}).get("train_mean", {})
+        rec: dict[str, Any] = {
+            "run": name, "model": m.get("run", {}).get("model", ""), "route": m.get("route"), "split": m.get("run", {}).get("split", ""),
+            "n": m.get("n"), "n_images": m.get("n_images"),
+            "baseline": m.get("settings", {}).get("baseline_label", ""),
+            "cosine": m["similarity"]["cosine"]["mean"],
+            "baseline_cosine": base.get("similarity", {}).get("cosine", {}).get("mean"),
+            "permutation_p": m.get("baselines", {}).get("permutation_p"),
+        }
+        for block, key in COMPARE_ACC:
+            e = m.get(block, {}).get(key)
+            col = f"{'class_' if block == 'classification' else ''}{key}"
+            if e:
+                rec[col], rec[f"{col}_lo"], rec[f"{col}_hi"] = e["value"], e["ci95"][0], e["ci95"][1]
+                rec[f"{col}_chance"] = e["chance"]
+                be = base.get(block, {}).get(key)
+                rec[f"{col}_baseline"] = be["value"] if be else None
+        recs.append(rec)
+        cols += [c for c in rec if c not in cols]
+    return cols, recs
+
+
+def write_comparison(paths: list[str | Path], out: str | Path, overwrite: bool = False) -> Path:
+    """Put several runs' metrics side by side: ``compare.md``, ``compare.html``, ``compare.csv``, ``compare.png``."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from eegalign.io import atomic_dir
+
+    runs = [load_run_metrics(p) for p in paths]
+    names = [n for n, _ in runs]
+    if len(set(names)) != len(names):  # same directory names under different parents: use the paths
+        runs = [(str(p), m) for p, (_, m) in zip(paths, runs)]
+    cols, recs = comparison_rows(runs)
+    acc_cols = [(b, k) for b, k in COMPARE_ACC if any(m.get(b, {}).get(k) for _, m in runs)]
+    header = ["run", "model", "route", "n", "baseline", "cosine (baseline)", *[_metric_label(k) if b == "retrieval" else f"class {k.replace('top', 'top-')}" for b, k in acc_cols], "perm. p"]
+    rows = []
+    for name, m in runs:
+        base = m.get("baselines", {}).get("train_mean", {})
+        row = [name, str(m.get("run", {}).get("model", "")), str(m.get("route")), str(m.get("n")),
+               "train mean" if m.get("settings", {}).get("baseline_source", "train") == "train" else "split mean (optimistic)",
+               f"{_num(m['similarity']['cosine']['mean'])} ({_num(base.get('similarity', {}).get('cosine', {}).get('mean'))})"]
+        for b, k in acc_cols:
+            e = m.get(b, {}).get(k)
+            row.append(f"{_acc(e)}; chance {_pct(e['chance'])}" if e else "n/a")
+        p = m.get("baselines", {}).get("permutation_p")
+        row.append("n/a" if p is None else f"{p:.3g}")
+        rows.append(row)
+    sec = Section("Runs side by side")
+    sec.p(
+        "Accuracies: value [95% bootstrap CI]; chance beside each. Cosine: mean own-target cosine, with the run's "
+        "baseline (train mean, or split mean when no train targets were given) in parentheses. Runs on different routes are compared on the metrics both define; "
+        "runs on different splits or caches are not comparable."
+    )
+    sec.table(header, rows)
+
+    top1 = [(b, k) for b, k in acc_cols if k.endswith("top1")]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(top1) * max(1, len(runs)) ** 0.5 + 2), 3.8))
+    width = 0.8 / len(runs)
+    x = np.arange(len(top1))
+    for i, (name, m) in enumerate(runs):
+        vals = np.array([m.get(b, {}).get(k, {}).get("value", np.nan) for b, k in top1])
+        ci = np.array([m.get(b, {}).get(k, {}).get("ci95", [np.nan, np.nan]) for b, k in top1]).T
+        ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, yerr=[vals - ci[0], ci[1] - vals], capsize=2,
+               label=f"{name} ({m.get('route')})")
+    for j, (b, k) in enumerate(top1):
+        ch = next((m[b][k]["chance"] for _, m in runs if m.get(b, {}).get(k)), None)
+        if ch is not None:
+            ax.plot([j - 0.45, j + 0.45], [ch, ch], "k--", lw=1)
+    ax.set_xticks(x)
+    ax.set_xticklabels([_metric_label(k) if b == "retrieval" else "class top-1" for b, k in top1], fontsize=8)
+    ax.set_ylabel("accuracy (95% CI); dashed: chance")
+    ax.set_ylim(0, 1.02)
+    ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+
+    out = Path(out)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        fig.savefig(tmp / "compare.png", dpi=110)
+        plt.close(fig)
+        sec.fig("compare.png", "Top-1 accuracies of every run with 95% CIs; dashed lines: chance.")
+        title, sub = "eegalign: comparison of runs", f"{len(runs)} runs: " + ", ".join(n for n, _ in runs)
+        (tmp / "compare.md").write_text(render_markdown(title, sub, [sec]), encoding="utf-8")
+        (tmp / "compare.html").write_text(render_html(title, sub, [sec]), encoding="utf-8")
+        with open(tmp / "compare.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows(recs)
+    return out
