@@ -177,15 +177,23 @@ def eeg_from_arrow(arr: Any, *, expect: tuple[int, int] | None, where: str, firs
     bad_rows = np.flatnonzero(outer != a)
     if bad_rows.size:
         r = int(bad_rows[0])
+        start = int(outer[:r].sum())
+        b_r = int(inner[start]) if outer[r] else 0
         raise DataError(
-            f"{where}: row {first_row + r} has {int(outer[r])} EEG rows, expected {a} (ragged or mismatched trial shape)"
+            f"{where}: row {first_row + r} has EEG shape {int(outer[r])} x {b_r}, expected {a} x {b} "
+            "(ragged or mismatched trial shape)"
         )
     bad_inner = np.flatnonzero(inner != b)
     if bad_inner.size:
         r = int(bad_inner[0]) // a
+        row_inner = inner[r * a : (r + 1) * a]
+        if (row_inner == row_inner[0]).all():
+            raise DataError(
+                f"{where}: row {first_row + r} has EEG shape {a} x {int(row_inner[0])}, expected {a} x {b} "
+                "(mismatched trial shape)"
+            )
         raise DataError(
-            f"{where}: row {first_row + r} has an EEG row of {int(inner[bad_inner[0]])} values, expected {b} "
-            "(ragged or mismatched trial shape)"
+            f"{where}: row {first_row + r} is ragged (an EEG row of {int(inner[bad_inner[0]])} values, expected {b})"
         )
     values = pc.list_flatten(inner_arr).to_numpy(zero_copy_only=False)
     if values.dtype.kind not in "fiu":
