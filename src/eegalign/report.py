@@ -215,7 +215,7 @@ def _provenance(metrics: dict, ctx: dict) -> Section:
             rows.append([key, json.dumps(v) if isinstance(v, (dict, list)) else str(v)])
     rows.append(["train targets", str(ctx.get("train_targets") or "none given")])
     s.table(["item", "value"], rows)
-    if fmt == "synthetic" or "synth" in str(source).lower():
+    if fmt == "synthetic" or (Path(str(source)) / "synthetic.json").is_file():
         protocol = (
             "Synthetic data (`eegalign data synth`), split by image like the hub data set: "
             "these numbers test the pipeline, not a brain."
