@@ -21,7 +21,7 @@ from eegalign.predictions import Predictions
 IMAGE_DIM = 1024
 TEXT_SHAPE = (77, 768)
 CVPR_WNIDS = ["n02106662", "n02124075", "n02281787"]  # first classes of the CVPR40 table
-FAST = ["--steps", "2", "--size", "32", "--device", "cpu", "--nway", "50", "5", "--draws", "5", "--n-boot", "50"]
+FAST = ["--steps", "2", "--size", "16", "--device", "cpu", "--nway", "50", "5", "--draws", "5", "--n-boot", "50"]
 
 
 def _tiny_sd(root: Path) -> Path:
@@ -46,8 +46,8 @@ def _tiny_sd(root: Path) -> Path:
         cross_attention_dim=768, attention_head_dim=2, norm_num_groups=4,
     )
     vae = AutoencoderKL(
-        block_out_channels=(8,), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
-        up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=4, sample_size=32,
+        block_out_channels=(8, 8), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, sample_size=16,
     )
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(vocab), hidden_size=768, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -170,7 +170,7 @@ def test_image_route_end_to_end(assets: dict[str, Path], tmp_path: Path) -> None
             with Image.open(out / rec[kind]) as im:
                 assert im.format == "PNG"
                 if kind != "original":
-                    assert im.size == (32, 32)
+                    assert im.size == (16, 16)
         assert rec["seed"] == rec["index"]
         assert rec["wnid"] == CVPR_WNIDS[rec["label"]] and rec["class_name"]
     assert len(index["grids"]) == 2 and all((out / g).is_file() for g in index["grids"])

@@ -404,7 +404,9 @@ def merge(
                         shutil.copy2(Path(p) / r[kind], tmp / r[kind])
                 r.pop("top1", None)
                 trials[int(r["index"])] = r
-        index = dict(first, trials=[trials[i] for i in sorted(trials)], nway=None,
-                     selection=dict(first.get("selection", {}), shard=None, merged_from=[str(p) for p in parts]))
+        selection = dict(first.get("selection", {}), shard=None, merged_from=[str(p) for p in parts],
+                         n_selected=len(trials))
+        selection["description"] = f"{len(parts)} merged shards; {selection.get('description', '')}"
+        index = dict(first, trials=[trials[i] for i in sorted(trials)], nway=None, selection=selection)
         finish(tmp, index, nway=nway, grid_rows=grid_rows)
     return index
