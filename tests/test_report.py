@@ -1,0 +1,70 @@
+"""The report states provenance, the block-design caveat, chance, CIs, baselines and p-values, with figures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eegalign.metrics import compute_metrics
+from eegalign.report import BLOCK_DESIGN_CAVEAT, Section, render_html, render_markdown, write_report
+
+
+def _report(tmp_path: Path, route: str, train: bool) -> tuple[dict, str, str]:
+    rng = np.random.default_rng(0)
+    shape = (24,) if route == "image" else (7, 6)
+    n_img, subjects = 15, 3
+    img = rng.normal(size=(n_img, *shape)).astype(np.float32)
+    true = np.repeat(img, subjects, axis=0)
+    pred = (true + rng.normal(size=true.shape)).astype(np.float32)
+    ids = [f"i{i}" for i in range(n_img) for _ in range(subjects)]
+    label, subject = np.repeat(np.arange(n_img) % 5, subjects), np.tile(np.arange(1, subjects + 1), n_img)
+    kw = dict(train_targets=rng.normal(size=(25, *shape)), train_labels=np.arange(25) % 5) if train else {}
+    metrics, arrays = compute_metrics(pred, true, ids, label, subject, n_boot=100, n_perm=99, **kw)
+    ctx = {"model": "eegformer", "split": "test", "checkpoint": "runs/x/best.ckpt", "epoch": 7, "encoder": {"name": "eegformer"}}
+    write_report(tmp_path, metrics, arrays, None, ctx)
+    return metrics, (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+
+
+def test_image_report_states_everything(tmp_path: Path) -> None:
+    m, md, page = _report(tmp_path, "image", train=True)
+    assert "Li et al. 2020" in md and "block design" in md
+    for needle in ("runs/x/best.ckpt", "eegformer", "Split protocol", "Permutation test", "Per subject", "tie"):
+        assert needle in md, needle
+    # every accuracy row carries a CI and a chance level; every retrieval key appears
+    rows = [line for line in md.splitlines() if re.match(r"\| (all-way|\d+-way|top-)", line)]
+    assert len(rows) >= len(m["retrieval"]) + 2
+    for line in rows:
+        assert re.search(r"\d+\.\d% \[\d+\.\d%, \d+\.\d%\]", line) and line.rstrip(" |").endswith("%"), line
+    assert f"{100 * m['retrieval']['all_top1']['chance']:.1f}%" in md
+    assert "| cosine | " in md and "train mean" in md
+    assert not re.search(r"\bnan\b", md.lower())
+    assert md.count("\n| 1 |") == 1 and md.count("\n| 3 |") == 1  # one row per subject
+    # figures exist, are PNGs, and the HTML references them relatively
+    srcs = re.findall(r"<img src='([^']+)'", page)
+    assert {"figures/cosine_hist.png", "figures/retrieval_vs_k.png", "figures/per_subject.png", "figures/similarity_matrix.png"} <= set(srcs)
+    for s in srcs:
+        assert (tmp_path / s).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Warning" not in md  # train targets were given
+
+
+def test_text_report_without_train_targets(tmp_path: Path) -> None:
+    m, md, page = _report(tmp_path, "text", train=False)
+    assert "Text route: token metrics" in md and "figures/token_cosine.png" in page
+    assert "Uncentred (raw)" in md and "centred on the split mean target" in md
+    assert "**Warning.**" in md and "<strong>Warning.</strong>" in page
+    assert "split mean (no train targets given; optimistic)" in md
+    assert "share of (trial, token) cosines > 0.98" in md
+
+
+def test_renderers_escape_and_keep_order() -> None:
+    s = Section("A <b>")
+    s.p("first **bold** `code`")
+    s.table(["h|1", "h2"], [["x|y", "<i>"]])
+    s.p("second")
+    md, page = render_markdown("T", "sub", [s]), render_html("T", "sub", [s])
+    assert md.index("first") < md.index("x\\|y") < md.index("second")
+    assert "&lt;i&gt;" in page and "<strong>bold</strong>" in page and "<code>code</code>" in page
+    assert "A &lt;b&gt;" in page and BLOCK_DESIGN_CAVEAT.startswith("The CVPR40")
