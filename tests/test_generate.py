@@ -98,11 +98,18 @@ def _tiny_ip_adapter(sd_dir: Path, path: Path, image_dim: int = IMAGE_DIM) -> Pa
 
 
 def _tiny_vit(path: Path) -> Path:
+    import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                     intermediate_size=16, num_labels=1000)
-    ViTForImageClassification(cfg).save_pretrained(path)
+    model = ViTForImageClassification(cfg)
+    # A "classifier" that sees a German shepherd (ImageNet 235, label 0 here) in everything and never an
+    # Egyptian cat (285) or a lycaenid (326): the N-way numbers below are then known exactly.
+    with torch.no_grad():
+        model.classifier.bias[235] = 100.0
+        model.classifier.bias[[285, 326]] = -100.0
+    model.save_pretrained(path)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
     return path
 
@@ -180,8 +187,9 @@ def test_image_route_end_to_end(assets: dict[str, Path], tmp_path: Path) -> None
     for r in results:
         assert 0.0 <= r["ci95"][0] <= r["value"] <= r["ci95"][1] <= 1.0
         assert r["chance"] == pytest.approx(r["k"] / r["n"]) and r["n_images"] == 6
-        if r["convention"] == "gwit" and r["set"] == "original":
-            assert r["value"] == 1.0  # the classifier's own top-1 is always its top-1
+        # wnid: only the label-0 trials (2 of 6) are recognised; gwit: every image gets the originals' top-1.
+        assert r["value"] == pytest.approx(1 / 3 if r["convention"] == "wnid" else 1.0)
+    assert all(rec["top1"][k]["index"] == 235 for rec in index["trials"] for k in ("original", "true", "eeg"))
     html = (out / "generation.html").read_text()
     assert "N-way top-k accuracy" in html and "grids/grid_000.png" in html and "chance" in html
     # The EEG images differ from the true-embedding images (different conditioning, same seed).
@@ -301,3 +309,31 @@ def test_text_route_negative_is_expanded() -> None:
     assert torch.equal(pipe.kwargs["prompt_embeds"], emb)
     assert pipe.kwargs["negative_prompt_embeds"].shape == (2, 77, 16)
     assert torch.equal(pipe.kwargs["negative_prompt_embeds"][1], neg[0])
+
+
+def test_select_trials_seeded_per_class_limit_shard() -> None:
+    from eegalign.generation.run import select_trials
+
+    labels = np.repeat(np.arange(4), 5)  # 4 classes x 5 trials
+    picked = select_trials(labels, per_class=2, seed=3)
+    assert np.bincount(labels[picked]).tolist() == [2, 2, 2, 2] and np.all(np.diff(picked) > 0)
+    assert np.array_equal(picked, select_trials(labels, per_class=2, seed=3))
+    assert not np.array_equal(picked, select_trials(labels, per_class=2, seed=4))
+    assert select_trials(labels, per_class=2, limit=3, seed=3).size == 3
+    shards = [select_trials(labels, limit=7, seed=1, shard=(i, 3)) for i in range(3)]
+    assert np.array_equal(np.sort(np.concatenate(shards)), select_trials(labels, limit=7, seed=1))
+    assert select_trials(labels).size == 20
+
+
+def test_wnids_from_cache_meta_when_predictions_lack_classes(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from eegalign.generation.run import trial_wnids
+
+    pd.DataFrame({"label": [0, 1, 1], "label_folder": ["n02106662", "n02124075", "n02124075"]}).to_parquet(
+        tmp_path / "meta.parquet")
+    p = Predictions(pred=np.zeros((2, 4), np.float32), true=np.zeros((2, 4), np.float32), label=np.array([1, 0]),
+                    subject=np.array([1, 1]), image_ids=["a", "b"], cache=str(tmp_path))
+    assert trial_wnids(p) == ["n02124075", "n02106662"]
+    p.cache = None
+    assert trial_wnids(p) == [None, None]

@@ -19,7 +19,7 @@ def make_grid(
 ) -> "Image.Image":
     """One grid image. ``rows``: dicts with ``caption`` and paths (relative to ``root``) under
     ``original`` / ``true`` / ``eeg`` (``None`` draws an empty, labelled cell)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw, ImageFont, ImageOps
 
     font = ImageFont.load_default()
     width = cell * len(COLUMNS)
@@ -37,7 +37,7 @@ def make_grid(
             box = (j * cell, y + label_h)
             if rel:
                 with Image.open(root / rel) as im:
-                    grid.paste(im.convert("RGB").resize((cell, cell)), box)
+                    grid.paste(ImageOps.fit(im.convert("RGB"), (cell, cell)), box)  # centre crop, no distortion
             else:
                 draw.rectangle([box, (box[0] + cell - 1, box[1] + cell - 1)], outline="gray")
                 draw.text((box[0] + 4, box[1] + cell // 2), "n/a", fill="gray", font=font)
