@@ -337,3 +337,29 @@ def test_wnids_from_cache_meta_when_predictions_lack_classes(tmp_path: Path) -> 
     assert trial_wnids(p) == ["n02124075", "n02106662"]
     p.cache = None
     assert trial_wnids(p) == [None, None]
+
+
+def test_with_a_prepared_cache(small_cache: Path, assets: dict[str, Path], tmp_path: Path) -> None:
+    """Predictions written the way `evaluate` writes them: originals and class names come from the cache."""
+    from eegalign.data.cache import Cache
+    from eegalign.data.classes import wnid_to_name
+
+    cache = Cache.open(small_cache)
+    rows = cache.split_indices("validation")
+    true = cache.trial_targets("image", rows).astype(np.float32)
+    meta = cache.meta.iloc[rows]
+    pred_path = tmp_path / "pred.safetensors"
+    Predictions(
+        pred=true + 0.1 * np.random.default_rng(0).standard_normal(true.shape).astype(np.float32), true=true,
+        label=meta["label"].to_numpy(np.int64), subject=meta["subject"].to_numpy(np.int64),
+        image_ids=[str(i) for i in meta["image_id"]], route="image", split="validation",
+        classes=list(cache.classes), cache=str(small_cache),
+    ).save(pred_path)
+    out = tmp_path / "gen"
+    assert main(["generate", "--predictions", str(pred_path), "--sd-model", str(assets["sd"]), "--ip-adapter",
+                 str(assets["ip"]), "--out", str(out), "--limit", "2", *FAST]) == 0
+    index = _load(out)
+    assert len(index["trials"]) == min(2, len(rows))
+    for rec in index["trials"]:
+        assert rec["original"] and (out / rec["original"]).is_file()
+        assert rec["wnid"] == cache.classes[rec["label"]] and rec["class_name"] == wnid_to_name()[rec["wnid"]]
