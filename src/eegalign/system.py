@@ -83,6 +83,18 @@ class AlignmentModule(pl.LightningModule):
     def forward(self, eeg: Tensor) -> Tensor:
         return self.encoder(eeg)  # (B, C, T) -> (B, *target_shape)
 
+    def on_train_epoch_start(self) -> None:
+        # A shuffling sampler seeded by (seed, epoch) must see the loop's epoch, also after a resume.
+        # Lightning calls set_epoch() where it exists; a sampler that only keeps an `epoch` counter
+        # is set here so that a resumed run draws the same permutation as an uninterrupted one.
+        loader = self.trainer.train_dataloader
+        for name in ("sampler", "batch_sampler"):
+            sampler = getattr(loader, name, None)
+            if sampler is not None and not callable(getattr(sampler, "set_epoch", None)) and isinstance(
+                getattr(sampler, "epoch", None), int
+            ):
+                sampler.epoch = self.current_epoch
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         terms = self.loss(self(batch["eeg"]), batch["target"])
         bs = batch["eeg"].shape[0]
@@ -176,9 +188,7 @@ class AlignmentModule(pl.LightningModule):
     def _image_ids(self, index: np.ndarray, target: np.ndarray) -> list[str]:
         """Image id of each trial: from the datamodule's cache when it has one, else by target identity."""
         dm = getattr(self.trainer, "datamodule", None)
-        meta = getattr(getattr(dm, "cache_obj", None), "meta", None)
-        if meta is None:
-            meta = getattr(dm, "meta", None)
+        meta = getattr(getattr(dm, "cache", None), "meta", None)  # EEGDataModule.cache is a Cache
         if meta is not None and "image_id" in meta:
             return [str(x) for x in meta["image_id"].to_numpy()[index]]
         # trials with the same stimulus have bit-identical targets

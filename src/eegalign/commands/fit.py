@@ -1,0 +1,102 @@
+"""``eegalign fit|validate|test|predict``: LightningCLI over AlignmentModule + EEGDataModule.
+
+Everything is configurable from YAML (``--config configs/<run>.yaml``) and the command line
+(``--model.encoder.init_args.preset small``, ``--data.cache DIR``, ``--trainer.max_epochs 5``).
+The data module's ``n_chans``, ``n_times`` and ``target_shape`` are linked to the encoder's
+``n_chans``, ``n_times`` and ``out_shape`` (so a config never repeats them), and its ``route``
+and ``cache`` are recorded in the model (and so in every checkpoint).
+
+The run directory is ``--trainer.default_root_dir``: it receives ``config.yaml`` (the resolved
+configuration), ``metrics.csv`` and the TensorBoard event files (both loggers by default, in the
+same directory), ``hparams.yaml`` and ``checkpoints/`` (best-k on ``val/loss`` plus
+``last.ckpt``). Re-running the same command with ``--ckpt_path last`` resumes there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+DESCRIPTION = "Train (fit), validate, test or predict with an EEG -> CLIP encoder (LightningCLI)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """LightningCLI owns the arguments of fit/validate/test/predict (see ``eegalign fit --help``)."""
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="LightningCLI arguments, e.g. --config FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_lightning("fit", list(getattr(args, "args", []) or []))
+
+
+def _cli_class() -> type:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+
+    class EEGAlignCLI(LightningCLI):
+        """LightningCLI with eegalign's links, checkpointing and loggers."""
+
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {
+                    "checkpoint.monitor": "val/loss",
+                    "checkpoint.mode": "min",
+                    "checkpoint.save_top_k": 1,
+                    "checkpoint.save_last": True,
+                    "checkpoint.filename": "epoch{epoch:03d}-val_loss{val/loss:.4f}",
+                    "checkpoint.auto_insert_metric_name": False,
+                }
+            )
+            parser.link_arguments("data.n_chans", "model.encoder.init_args.n_chans", apply_on="instantiate")
+            parser.link_arguments("data.n_times", "model.encoder.init_args.n_times", apply_on="instantiate")
+            parser.link_arguments(
+                "data.target_shape", "model.encoder.init_args.out_shape", compute_fn=list, apply_on="instantiate"
+            )
+            parser.link_arguments("data.route", "model.route")
+            parser.link_arguments("data.cache", "model.cache")
+
+        def instantiate_trainer(self, **kwargs: Any) -> Any:
+            # Default loggers: CSV + TensorBoard writing into the run directory itself (no
+            # version_N subfolder), so `--ckpt_path last` finds the run's last.ckpt again.
+            cfg = self._get(self.config_init, "trainer", default={})
+            if cfg.get("logger") in (None, True):
+                from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+                root = cfg.get("default_root_dir") or os.getcwd()
+                cfg["logger"] = [
+                    TensorBoardLogger(save_dir=root, name="", version="", default_hp_metric=False),
+                    CSVLogger(save_dir=root, name="", version=""),
+                ]
+            return super().instantiate_trainer(**kwargs)
+
+    return EEGAlignCLI
+
+
+def run_lightning(subcommand: str, argv: list[str]) -> int:
+    """Run ``LightningCLI`` for ``subcommand`` (fit/validate/test/predict) with ``argv``; return 0.
+
+    Configuration errors are reported by jsonargparse (usage + one error line, exit status 2).
+    """
+    import warnings
+
+    from eegalign.data.datamodule import EEGDataModule
+    from eegalign.system import AlignmentModule
+
+    # Lightning's advice for interactive clusters and its num_workers hint are noise for this CLI.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*Experiment logs directory .* exists and is not empty.*")
+    cli = _cli_class()(
+        AlignmentModule,
+        EEGDataModule,
+        subclass_mode_model=False,
+        subclass_mode_data=False,
+        save_config_kwargs={"overwrite": True},
+        seed_everything_default=0,
+        parser_kwargs={"prog": "eegalign", "description": DESCRIPTION},
+        args=[subcommand, *argv],
+        run=True,
+    )
+    del cli
+    return 0
