@@ -168,6 +168,12 @@ def add_ip_adapter(
     """Load an IP-Adapter into ``pipe`` without its CLIP image encoder; return its image embedding dim."""
     source, sub, name = resolve_ip_adapter(spec, weight_name, subfolder)
     local = Path(source).is_dir()
+    from diffusers.utils import logging as dlogging
+
+    verbosity = dlogging.get_verbosity()
+    # diffusers 0.42 casts the new projection with .to(dtype) and then warns about "modules that should
+    # be kept in float32: []" (an empty list): noise, so errors only while loading.
+    dlogging.set_verbosity_error()
     try:
         pipe.load_ip_adapter(
             source, subfolder=sub, weight_name=name, image_encoder_folder=None, low_cpu_mem_usage=_has_accelerate()
@@ -176,6 +182,8 @@ def add_ip_adapter(
         if not local and _is_missing_weights(e):
             raise WeightsError(missing_weights_message("IP-Adapter", spec, "--ip-adapter")) from e
         raise WeightsError(f"could not load the IP-Adapter {spec!r} ({name}): {_first_line(e)}") from e
+    finally:
+        dlogging.set_verbosity(verbosity)
     pipe.set_ip_adapter_scale(scale)
     layers = pipe.unet.encoder_hid_proj.image_projection_layers
     proj = layers[0]
