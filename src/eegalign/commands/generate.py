@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
                    help="auto: float16 on CUDA, float32 elsewhere")
     g.add_argument("--safety-checker", action="store_true", help="keep the pipeline's NSFW safety checker (off by default)")
+    g.add_argument("--match-norm", action="store_true",
+                   help="rescale each prediction to the mean norm of the true embeddings (for cosine/contrastive-trained decoders)")
     g.add_argument("--skip-true", action="store_true", help="do not generate from the true embeddings (half the time)")
 
     s = parser.add_argument_group("trial selection (seeded with --seed)")
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         ip_adapter_scale=args.ip_adapter_scale, prompt=args.prompt, steps=args.steps, guidance=args.guidance,
         size=args.size, seed=args.seed, scheduler=args.scheduler, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, safety_checker=args.safety_checker, skip_true=args.skip_true,
+        match_norm=args.match_norm,
     )
     R.generate_images(
         preds, out, settings, indices=indices, images_dir=args.images, predictions_path=str(args.predictions),
