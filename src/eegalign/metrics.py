@@ -67,11 +67,37 @@ def similarity_matrix(pred: np.ndarray, cands: np.ndarray, center: np.ndarray | 
 
     ``center`` (target-shaped) is subtracted from both sides before flattening.
     """
-    p, c = np.asarray(pred, dtype=np.float32), np.asarray(cands, dtype=np.float32)
-    if center is not None:
-        center = np.asarray(center, dtype=np.float32)
-        p, c = p - center, c - center  # broadcast over the leading axis
-    return unit_rows(p) @ unit_rows(c).T  # (N, F) @ (F, M) -> (N, M)
+    return similarity_matrices(pred, cands, center)[0]
+
+
+def similarity_matrices(
+    pred: np.ndarray, cands: np.ndarray, center: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centred and raw cosine matrices ``(N, M)`` from one matrix product.
+
+    The product is taken on the centred vectors (the accurate, small differences); the raw dot
+    products follow exactly from ``p.c = (p-mu).(c-mu) + p.mu + mu.c - mu.mu``, with the
+    correction terms in float64. Without ``center`` both matrices are the same object.
+    """
+    p, c = flatten(pred), flatten(cands)
+    if center is None:
+        dots = (p @ c.T).astype(np.float64)  # (N, F) @ (F, M) -> (N, M)
+        sim = dots / np.maximum(np.outer(np.linalg.norm(p, axis=1), np.linalg.norm(c, axis=1)), EPS)
+        sim = sim.astype(np.float32)
+        return sim, sim
+    mu = np.asarray(center, dtype=np.float32).reshape(-1)
+    pc, cc = p - mu, c - mu  # (N, F), (M, F)
+    dots_c = (pc @ cc.T).astype(np.float64)  # (N, M)
+    pn_c = np.einsum("nf,nf->n", pc, pc).astype(np.float64)
+    cn_c = np.einsum("mf,mf->m", cc, cc).astype(np.float64)
+    p_mu, c_mu = (pc @ mu).astype(np.float64), (cc @ mu).astype(np.float64)  # (N,), (M,)
+    mu_mu = float(mu.astype(np.float64) @ mu)
+    # raw quantities from centred ones: p = pc + mu
+    dots = dots_c + p_mu[:, None] + c_mu[None, :] + mu_mu
+    pn, cn = pn_c + 2 * p_mu + mu_mu, cn_c + 2 * c_mu + mu_mu
+    sim_c = dots_c / np.maximum(np.sqrt(np.outer(pn_c, cn_c)), EPS)
+    sim_r = dots / np.maximum(np.sqrt(np.outer(np.maximum(pn, 0), np.maximum(cn, 0))), EPS)
+    return sim_c.astype(np.float32), sim_r.astype(np.float32)
 
 
 def ranks(sim: np.ndarray, answer: np.ndarray) -> np.ndarray:
@@ -129,23 +155,23 @@ def per_trial_similarity(pred: np.ndarray, true: np.ndarray, chunk: int = 256) -
         p = np.broadcast_to(p, t.shape)
         d = p - t  # (b, ...)
         b = len(t)
-        # float32 products, pairwise-summed along the contiguous last axis, then float64
-        pp, tt, pt, dd = (np.add.reduce(x.reshape(b, -1), axis=1, dtype=np.float64) for x in (p * p, t * t, p * t, d * d))
-        ad = np.add.reduce(np.abs(d).reshape(b, -1), axis=1, dtype=np.float64)
         f = d[0].size
+        if text:  # per-token sums first; the global sums are their totals
+            tok_pt, tok_pp, tok_tt, tok_dd = (
+                np.einsum("nsd,nsd->ns", x, y).astype(np.float64) for x, y in ((p, t), (p, p), (t, t), (d, d))
+            )  # 4 x (b, S)
+            pp, tt, pt, dd = tok_pp.sum(1), tok_tt.sum(1), tok_pt.sum(1), tok_dd.sum(1)
+            out["token_cosine"].append(tok_pt / np.maximum(np.sqrt(tok_pp * tok_tt), EPS))
+            out["token_mse"].append(tok_dd.mean(axis=1) / d.shape[2])
+            out["token_l2"].append(np.sqrt(tok_dd).mean(axis=1))
+        else:
+            pp, tt, pt, dd = (np.einsum("nf,nf->n", x, y).astype(np.float64) for x, y in ((p, p), (t, t), (p, t), (d, d)))
+        ad = np.add.reduce(np.abs(d).reshape(b, -1), axis=1, dtype=np.float64)
         out["cosine"].append(pt / np.maximum(np.sqrt(pp * tt), EPS))
         out["mse"].append(dd / f)
         out["l2"].append(np.sqrt(dd))
         out["l1"].append(ad)
         out["abs_diff"].append(ad / f)
-        if text:
-            tok_pt = np.einsum("nsd,nsd->ns", p, t, dtype=np.float64)  # (b, S)
-            tok_pp = np.einsum("nsd,nsd->ns", p, p, dtype=np.float64)
-            tok_tt = np.einsum("nsd,nsd->ns", t, t, dtype=np.float64)
-            tok_dd = np.add.reduce(d * d, axis=2, dtype=np.float64)  # (b, S)
-            out["token_cosine"].append(tok_pt / np.maximum(np.sqrt(tok_pp * tok_tt), EPS))
-            out["token_mse"].append(tok_dd.mean(axis=1) / d.shape[2])
-            out["token_l2"].append(np.sqrt(tok_dd).mean(axis=1))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -175,6 +201,24 @@ def text_summary(per_trial: dict[str, np.ndarray], thresholds: Sequence[float] =
 # ----------------------------------------------------------------------------- retrieval
 
 
+def kway_distractors(answer: np.ndarray, m: int, k: int, n_draws: int = 10, seed: int = 0) -> np.ndarray:
+    """Seeded distractor sets: ``(N, n_draws, k - 1)`` int32 candidate indices, drawn without
+    replacement from the ``m - 1`` candidates other than each trial's answer."""
+    if not 2 <= k <= m:
+        raise ValueError(f"k-way retrieval needs 2 <= k <= {m} (number of candidates), got k={k}")
+    answer = np.asarray(answer)
+    n = len(answer)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, n_draws, k - 1), dtype=np.int32)
+    step = max(1, 8_000_000 // max(1, n_draws * m))
+    for s in range(0, n, step):
+        rows = np.arange(s, min(n, s + step))
+        keys = rng.random((len(rows), n_draws, m), dtype=np.float32)  # a random order of the candidates
+        keys[np.arange(len(rows)), :, answer[rows]] = np.inf  # never draw the answer itself
+        out[rows] = np.argpartition(keys, k - 2, axis=2)[:, :, : k - 1]
+    return out
+
+
 def kway_hits(
     sim: np.ndarray,
     answer: np.ndarray,
@@ -182,33 +226,24 @@ def kway_hits(
     topk: Sequence[int] = (1,),
     n_draws: int = 10,
     seed: int = 0,
-    chunk_elems: int = 8_000_000,
+    distractors: np.ndarray | None = None,
 ) -> dict[int, np.ndarray]:
     """k-way retrieval: the true image plus ``k - 1`` distractors drawn without replacement.
 
     For every trial, ``n_draws`` distractor sets are drawn from the other candidates with a
-    generator seeded by ``seed``; the returned per-trial hit rate (``(N,)`` float64, one array
-    per requested top-t) is averaged over the draws. Ties count against (rank = 1 + number of
-    distractors scoring >= the true image). Requires ``2 <= k <= M``.
+    generator seeded by ``seed`` (or taken from ``distractors``, see :func:`kway_distractors`);
+    the returned per-trial hit rate (``(N,)`` float64, one array per requested top-t) is averaged
+    over the draws. Ties count against (rank = 1 + number of distractors scoring >= the true
+    image). Requires ``2 <= k <= M``.
     """
     sim = np.asarray(sim)
     n, m = sim.shape
-    if not 2 <= k <= m:
-        raise ValueError(f"k-way retrieval needs 2 <= k <= {m} (number of candidates), got k={k}")
-    rng = np.random.default_rng(seed)
+    if distractors is None:
+        distractors = kway_distractors(answer, m, k, n_draws, seed)
     own = sim[np.arange(n), answer]  # (N,)
-    hits = {t: np.empty(n) for t in topk}
-    step = max(1, chunk_elems // max(1, n_draws * m))
-    for s in range(0, n, step):
-        rows = np.arange(s, min(n, s + step))
-        keys = rng.random((len(rows), n_draws, m), dtype=np.float32)  # random order of candidates
-        keys[np.arange(len(rows)), :, answer[rows]] = np.inf  # never draw the answer itself
-        dist = np.argpartition(keys, k - 2, axis=2)[:, :, : k - 1]  # (b, D, k-1) distractor indices
-        scores = sim[rows[:, None, None], dist]  # (b, D, k-1)
-        rank = 1 + (scores >= own[rows, None, None]).sum(axis=2)  # (b, D)
-        for t in topk:
-            hits[t][rows] = (rank <= t).mean(axis=1)
-    return hits
+    scores = sim[np.arange(n)[:, None, None], distractors]  # (N, D, k-1)
+    rank = 1 + (scores >= own[:, None, None]).sum(axis=2)  # (N, D)
+    return {t: (rank <= t).mean(axis=1) for t in topk}
 
 
 def all_way_hits(sim: np.ndarray, answer: np.ndarray, topk: Sequence[int] = (1, 5)) -> dict[int, np.ndarray]:
@@ -225,7 +260,9 @@ def average_by_group(pred: np.ndarray, keys: Sequence) -> tuple[np.ndarray, np.n
     from scipy.sparse import csr_matrix
 
     counts = np.bincount(group, minlength=g).astype(np.float32)
-    weights = csr_matrix((1.0 / counts[group], (group, np.arange(len(group)))), shape=(g, len(group)))
+    weights = csr_matrix(
+        ((1.0 / counts[group]).astype(np.float32), (group, np.arange(len(group)))), shape=(g, len(group)), dtype=np.float32
+    )
     means = np.asarray(weights @ flatten(pred), dtype=np.float32)  # (G, N) @ (N, F) -> (G, F)
     return means.reshape((g, *np.shape(pred)[1:])), group
 
@@ -338,17 +375,24 @@ def _scored(values: dict[str, np.ndarray], chance: dict[str, float], counts: np.
 
 
 def _retrieval_hits(
-    sim: np.ndarray, answer: np.ndarray, kway: Sequence[int], draws: int, seed: int
+    sim: np.ndarray, answer: np.ndarray, kway: Sequence[int], draws: int, seed: int, cache: dict | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Per-trial hit vectors and chance levels of all-way and k-way retrieval."""
+    """Per-trial hit vectors and chance levels of all-way and k-way retrieval.
+
+    ``cache`` keeps the distractor draws per k, so that model, baseline and raw variants are
+    scored on the very same draws.
+    """
     m = sim.shape[1]
+    cache = {} if cache is None else cache
     hits: dict[str, np.ndarray] = {}
     chance: dict[str, float] = {}
     for k in kway:
         if k > m:
             continue
+        if k not in cache:
+            cache[k] = kway_distractors(answer, m, k, draws, seed + k)
         tops = (1, 5) if k >= 10 else (1,)
-        kh = kway_hits(sim, answer, k, topk=tops, n_draws=draws, seed=seed + k)
+        kh = kway_hits(sim, answer, k, topk=tops, distractors=cache[k])
         for t in tops:
             hits[f"{k}way_top{t}"] = kh[t]
             chance[f"{k}way_top{t}"] = min(t, k) / k
@@ -372,7 +416,7 @@ def compute_metrics(
     n_boot: int = 1000,
     n_perm: int = 1000,
     seed: int = 0,
-    average_trials: bool = False,
+    average_trials: bool | str = False,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Every metric of ``docs/evaluation.md`` for one set of predictions, with baselines.
 
@@ -383,7 +427,9 @@ def compute_metrics(
 
     Returns ``(metrics, arrays)``: the metrics.json dict (contract layout plus ``settings``,
     ``retrieval_raw`` for the text route, ``retrieval_averaged`` if asked) and the per-trial
-    arrays the report's figures need.
+    arrays the report's figures need. ``average_trials``: ``"image_subject"`` (or True) averages
+    the predictions of all trials of one image and one subject before retrieval, ``"image"``
+    all trials of one image (across subjects); reported separately as ``retrieval_averaged``.
     """
     pred = np.asarray(pred, dtype=np.float32)
     true = np.asarray(true, dtype=np.float32)
@@ -413,22 +459,21 @@ def compute_metrics(
     arrays: dict[str, np.ndarray] = {"label": label, "subject": subject, "answer": answer, "cand_label": cand_label}
     metrics: dict = {"n": n, "route": route, "n_images": len(ids), "n_subjects": int(len(np.unique(subject)))}
 
+    draws_cache: dict[int, np.ndarray] = {}
+
     def block(p: np.ndarray, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
         per = per_trial_similarity(p, true)
         out: dict = {"similarity": similarity_summary(per)}
         if route == "text":
             out["text"] = text_summary(per)
-        sim = np.broadcast_to(similarity_matrix(p, cands, center), (n, len(ids)))
-        hits, chance = _retrieval_hits(sim, answer, kway, kway_draws, seed)
+        sim, sim_raw = (np.broadcast_to(x, (n, len(ids))) for x in similarity_matrices(p, cands, center))
+        hits, chance = _retrieval_hits(sim, answer, kway, kway_draws, seed, draws_cache)
         out["retrieval"] = _scored(hits, chance, counts)
         vec = {"cosine": per["cosine"], **hits}
         if route == "text":
-            sim_raw = np.broadcast_to(similarity_matrix(p, cands, None), (n, len(ids)))
-            raw_hits, raw_chance = _retrieval_hits(sim_raw, answer, kway, kway_draws, seed)
+            raw_hits, raw_chance = _retrieval_hits(sim_raw, answer, kway, kway_draws, seed, draws_cache)
             out["retrieval_raw"] = _scored(raw_hits, raw_chance, counts)
             arrays[f"{prefix}token_cosine_curve"] = per["token_cosine"].mean(axis=0)
-        else:
-            sim_raw = sim
         if ref_labels is not None:
             classes, protos = class_prototypes(ref_targets, ref_labels)
             r, valid = prototype_ranks(p, label, classes, protos, center)
@@ -474,16 +519,21 @@ def compute_metrics(
     metrics["per_subject"] = per_subject
 
     if average_trials:
-        keys_g = [f"{i}\x00{s}" for i, s in zip(image_ids, subject)]
+        by = "image_subject" if average_trials is True else str(average_trials).replace("-", "_")
+        if by not in ("image", "image_subject"):
+            raise ValueError(f"average_trials must be 'image' or 'image_subject', got {average_trials!r}")
+        keys_g = [f"{i}\x00{s}" if by == "image_subject" else str(i) for i, s in zip(image_ids, subject)]
         avg_pred, group = average_by_group(pred, keys_g)
         first = np.unique(group, return_index=True)[1]
         avg_true, avg_ids = true[first], [str(image_ids[i]) for i in first]
         _, a_cands, a_answer = candidates(avg_true, avg_ids)
         a_sim = similarity_matrix(avg_pred, a_cands, center)
         a_hits, a_chance = _retrieval_hits(a_sim, a_answer, kway, kway_draws, seed)
+        what = "image and subject" if by == "image_subject" else "image (across subjects)"
         metrics["retrieval_averaged"] = {
             "n": len(avg_pred),
-            "note": "predictions of all trials of the same image and subject averaged before retrieval",
+            "by": by,
+            "note": f"predictions of all trials of the same {what} averaged before retrieval",
             **_scored(a_hits, a_chance, bootstrap_counts(len(avg_pred), n_boot, seed)),
         }
 

@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64, help="prediction batch size (with --ckpt)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (with --ckpt)")
-    parser.add_argument("--average-trials", action="store_true", help="also report retrieval on predictions averaged per image and subject")
+    parser.add_argument(
+        "--average-trials", nargs="?", const="image-subject", choices=["image-subject", "image"], default=None,
+        help="also report retrieval on predictions averaged per image and subject (default when given without a value; "
+        "on CVPR40 each subject saw each image once, so use `image` to average across subjects)",
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
     parser.add_argument("--permutations", type=int, default=1000, help="permutations for the p-values (default 1000)")
     parser.add_argument("--kway-draws", type=int, default=10, help="distractor draws per trial for k-way retrieval (default 10)")
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             train = load_train_targets(preds.cache, preds.route)
     metrics = evaluate_to_dir(
         preds, args.out, train=train, context=context, overwrite=args.overwrite, n_boot=args.bootstrap,
-        n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=args.average_trials,
+        n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=args.average_trials or False,
     )
     r = metrics["retrieval"]["all_top1"]
     print(
