@@ -378,3 +378,14 @@ def test_match_norm_keeps_direction_and_sets_the_reference_norm() -> None:
     tok_true[:, 0] *= 10  # a "start token" with a much larger norm keeps its own reference
     ref = np.linalg.norm(tok_true, axis=-1).mean(0)  # (3,)
     assert np.allclose(np.linalg.norm(match_norm(tok_pred, tok_true), axis=-1), ref[None], rtol=1e-5)
+
+
+def test_command_module_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, argparse, eegalign.commands.generate as g, eegalign.generation.run, eegalign.generation.nway;"
+            "g.add_arguments(argparse.ArgumentParser());"
+            "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -7,6 +7,8 @@ falls back to its PIL image processors, which is fine here.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +47,10 @@ def load_classifier(spec: str, device: "torch.device") -> tuple[Any, Any]:
 
 
 def classify_images(
-    model: Any, processor: Any, images: list["Image.Image"], *, batch_size: int = 32, desc: str = "classify"
+    model: Any, processor: Any, images: "Sequence[Image.Image | str | os.PathLike]", *, batch_size: int = 32,
+    desc: str = "classify",
 ) -> "np.ndarray":
-    """Logits (M, 1000) float32 of ``images`` (RGB PIL images, any size)."""
+    """Logits (M, 1000) float32 of ``images``: PIL images or image files (opened one batch at a time)."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -56,8 +59,17 @@ def classify_images(
     out = []
     with torch.inference_mode():
         for start in tqdm(range(0, len(images), batch_size), desc=desc, leave=False):
-            batch = [im.convert("RGB") for im in images[start : start + batch_size]]
+            batch = [_rgb(im) for im in images[start : start + batch_size]]
             pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(device)  # (B, 3, H, W)
             logits = model(pixel_values=pixels).logits  # (B, 1000)
             out.append(logits.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, N_IMAGENET), dtype=np.float32)
+
+
+def _rgb(image: "Image.Image | str | os.PathLike") -> "Image.Image":
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    with Image.open(image) as im:
+        return im.convert("RGB")

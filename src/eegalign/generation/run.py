@@ -305,8 +305,6 @@ def finish(out: Path, index: dict[str, Any], *, nway: NWaySettings | None, grid_
 
 def score_nway(out: Path, trials: list[dict[str, Any]], cfg: NWaySettings) -> dict[str, Any]:
     """Classify every image set of ``trials`` and compute N-way top-k accuracy for both conventions."""
-    from PIL import Image
-
     from eegalign.data.classes import wnid_to_imagenet_index
     from eegalign.generation.classify import classify_images, load_classifier
     from eegalign.generation.nway import nway_summary
@@ -323,11 +321,8 @@ def score_nway(out: Path, trials: list[dict[str, Any]], cfg: NWaySettings) -> di
             continue
         paths = [trials[t][kind] for t in pos]
         unique = sorted(set(paths))  # originals are shared by the trials of one image: classify once
-        images = []
-        for rel in unique:
-            with Image.open(out / rel) as im:
-                images.append(im.convert("RGB"))
-        lg = classify_images(model, processor, images, batch_size=cfg.batch_size, desc=f"classify {kind}")
+        files = [out / rel for rel in unique]
+        lg = classify_images(model, processor, files, batch_size=cfg.batch_size, desc=f"classify {kind}")
         row_of = {rel: j for j, rel in enumerate(unique)}
         logits[kind] = lg[[row_of[p] for p in paths]]  # (M_kind, 1000), one row per trial
         rows[kind] = pos
