@@ -257,6 +257,8 @@ def test_user_errors_are_one_line(assets: dict[str, Path], tmp_path: Path, capsy
     assert main([*base, "--sd-model", str(assets["sd"]), "--ip-adapter", str(small), "--out", str(tmp_path / "c")]) == 2
     assert "1024-d" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # nothing half-written
+    assert main([*base, "--sd-model", str(assets["sd"]), "--images", str(tmp_path / "none"), "--out", str(tmp_path / "d")]) == 2
+    assert "--images" in capsys.readouterr().err
     assert main(["generate", "--nway-only", "--out", str(tmp_path), "--classifier", str(assets["vit"])]) == 2
     assert "generation.json" in capsys.readouterr().err
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -186,9 +187,17 @@ def generate_images(
     guidance = P.DEFAULT_GUIDANCE[route] if settings.guidance is None else float(settings.guidance)
     if settings.size % 8:
         raise ConfigError(f"--size must be a multiple of 8, got {settings.size}")
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise DataError(f"--images {images_dir} is not a directory")
     if images_dir is None and preds.cache:
         images_dir = Path(preds.cache) / "images"
-    originals = find_originals([preds.image_ids[i] for i in indices], images_dir)
+    wanted = sorted({preds.image_ids[i] for i in indices})
+    originals = find_originals(wanted, images_dir)
+    if len(originals) < len(wanted):
+        where = f"in {images_dir}" if images_dir else "(no --images DIR and no cache recorded in the predictions)"
+        print(f"eegalign: warning: {len(wanted) - len(originals)} of {len(wanted)} original stimuli not found "
+              f"{where}; their grid cells stay empty and the original-image and gwit N-way rows leave them out",
+              file=sys.stderr)
     wnids, names = trial_wnids(preds), wnid_to_name()
 
     device = P.resolve_device(settings.device)
