@@ -183,11 +183,13 @@ def test_image_route_end_to_end(assets: dict[str, Path], tmp_path: Path) -> None
     assert len(index["grids"]) == 2 and all((out / g).is_file() for g in index["grids"])
     results = index["nway"]["results"]
     combos = {(r["convention"], r["set"], r["n"]) for r in results}
-    assert combos == {(c, s, n) for c in ("wnid", "gwit") for s in ("original", "true", "eeg") for n in (50, 5)}
+    sets = ("original", "true", "eeg", "eeg_shuffled")
+    assert combos == {(c, s, n) for c in ("wnid", "gwit") for s in sets for n in (50, 5)}
     for r in results:
         assert 0.0 <= r["ci95"][0] <= r["value"] <= r["ci95"][1] <= 1.0
         assert r["chance"] == pytest.approx(r["k"] / r["n"]) and r["n_images"] == 6
         # wnid: only the label-0 trials (2 of 6) are recognised; gwit: every image gets the originals' top-1.
+        # The shuffled baseline equals the EEG row: this constant classifier says nothing about the decoder.
         assert r["value"] == pytest.approx(1 / 3 if r["convention"] == "wnid" else 1.0)
     assert all(rec["top1"][k]["index"] == 235 for rec in index["trials"] for k in ("original", "true", "eeg"))
     html = (out / "generation.html").read_text()

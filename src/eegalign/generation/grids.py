@@ -79,7 +79,9 @@ def render_html(index: dict[str, Any]) -> str:
             f"<p class='note'>Classifier <code>{e(str(nway.get('classifier')))}</code>. Candidates: the true class plus "
             f"N-1 random other ImageNet-1k classes, {nway.get('draws')} seeded draws per image; 95% bootstrap CI over "
             "images. <b>wnid</b>: the true class is the data set's class; <b>gwit</b>: the classifier's own top-1 on the "
-            "original stimulus (so the original set scores 1 by construction).</p>"
+            "original stimulus (so the original set scores 1 by construction). <b>eeg_shuffled</b> (baseline): the EEG "
+            "images scored against the true classes of randomly permuted trials -- what a decoder that ignores the trial "
+            "gets with this classifier and class mix; the <b>eeg</b> row means something only above it.</p>"
         )
         parts.append(
             "<table><tr><th class='l'>true class</th><th>N</th><th>k</th><th class='l'>images</th><th>n</th>"

@@ -372,6 +372,12 @@ def score_nway(out: Path, trials: list[dict[str, Any]], cfg: NWaySettings) -> di
                         n_boot=cfg.n_boot,
                     )
                     results.append({"convention": conv, "set": kind, **summary})
+                    if kind == "eeg":  # baseline: the same images scored against other trials' classes
+                        shuffled = np.random.default_rng(cfg.seed).permutation(true_idx[rows[kind]][keep])
+                        summary = nway_summary(
+                            logits[kind][keep], shuffled, n=n, k=k, draws=cfg.draws, seed=cfg.seed, n_boot=cfg.n_boot
+                        )
+                        results.append({"convention": conv, "set": "eeg_shuffled", **summary})
     return {"classifier": cfg.classifier, "draws": cfg.draws, "seed": cfg.seed, "n_boot": cfg.n_boot,
             "results": results, "notes": notes}
 
