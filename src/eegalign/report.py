@@ -46,6 +46,9 @@ class Section:
     def fig(self, path: str, caption: str) -> None:
         self.blocks.append(("fig", (path, caption)))
 
+    def code(self, text: str) -> None:
+        self.blocks.append(("code", text))
+
 
 # ----------------------------------------------------------------------------- formatting
 
@@ -213,8 +216,14 @@ def _provenance(metrics: dict, ctx: dict) -> Section:
         if ctx.get(key) is not None:
             v = ctx[key]
             rows.append([key, json.dumps(v) if isinstance(v, (dict, list)) else str(v)])
+    if ctx.get("config"):
+        rows.append(["training config", str(ctx["config"])])
     rows.append(["train targets", str(ctx.get("train_targets") or "none given")])
     s.table(["item", "value"], rows)
+    if ctx.get("config") and Path(ctx["config"]).is_file():
+        text = Path(ctx["config"]).read_text(encoding="utf-8", errors="replace")
+        s.p(f"Resolved training configuration (`{ctx['config']}`, {len(text.splitlines())} lines):")
+        s.code(text if len(text) < 20_000 else text[:20_000] + "\n... (truncated)")
     if fmt == "synthetic" or (Path(str(source)) / "synthetic.json").is_file():
         protocol = (
             "Synthetic data (`eegalign data synth`), split by image like the hub data set: "
@@ -370,6 +379,7 @@ table{border-collapse:collapse;margin:.6em 0 1em;font-size:.92em}th,td{border:1p
 th{background:#f4f6f8}tr:nth-child(even) td{background:#fafbfc}td:first-child{white-space:nowrap}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.88em;color:#555}
 .sub{color:#666;font-size:.95em}code{background:#f4f4f4;padding:0 .2em}
+pre{background:#f7f7f7;border:1px solid #eee;padding:.6em;font-size:.82em;overflow-x:auto}summary{cursor:pointer;color:#1f5fa8}
 """
 
 
@@ -388,6 +398,8 @@ def render_markdown(title: str, subtitle: str, sections: list[Section]) -> str:
         for kind, val in s.blocks:
             if kind == "p":
                 lines += [val, ""]
+            elif kind == "code":
+                lines += ["```", val.rstrip("\n"), "```", ""]
             elif kind == "table":
                 header, rows = val
                 lines.append("| " + " | ".join(header) + " |")
@@ -411,6 +423,8 @@ def render_html(title: str, subtitle: str, sections: list[Section]) -> str:
         for kind, val in s.blocks:
             if kind == "p":
                 parts.append(f"<p>{_html_inline(val)}</p>")
+            elif kind == "code":
+                parts.append(f"<details><summary>show</summary><pre>{html.escape(val)}</pre></details>")
             elif kind == "table":
                 header, rows = val
                 parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>")

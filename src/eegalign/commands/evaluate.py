@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         train = load_train_targets(args.train_targets, preds.route) if args.train_targets else train_targets_from_cache(cache, preds.route)
         context.update(
             checkpoint=str(args.ckpt), epoch=info.get("epoch"), loss=info.get("loss"), encoder=info.get("encoder"),
+            config=_find_config(Path(args.ckpt)),
         )
     else:
         from eegalign.predictions import Predictions
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         context["predictions"] = str(args.predictions)
         if "checkpoint" in preds.extra:
             context["checkpoint"] = preds.extra["checkpoint"]
+            context["config"] = _find_config(Path(preds.extra["checkpoint"]))
         train = None
         if args.train_targets:
             train = load_train_targets(args.train_targets, preds.route)
@@ -85,3 +87,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
+
+
+def _find_config(ckpt: "Path") -> str | None:
+    """The resolved ``config.yaml`` LightningCLI wrote near a checkpoint (up to 3 levels up), if any."""
+    for d in list(ckpt.parents)[:3]:
+        if (d / "config.yaml").is_file():
+            return str(d / "config.yaml")
+    return None
