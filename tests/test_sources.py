@@ -192,3 +192,17 @@ def test_release_refuses_pickle_and_wrong_format(tmp_path: Path) -> None:
         read_release(pth2, splits=None, progress=False)
     with pytest.raises(DataError, match="no fold 3"):
         read_release(pth2, splits=splits, fold=3, progress=False)
+
+
+def test_hub_id_goes_through_load_dataset(monkeypatch) -> None:
+    """A hub id is read with datasets.load_dataset (stubbed here: tests never download)."""
+    import datasets
+
+    rows = {s: make_split(n, seed=k + 1) for k, (s, n) in enumerate(zip(("train", "validation", "test"), (6, 3, 3)))}
+    dd = datasets.DatasetDict({s: to_dataset(r, "nested") for s, r in rows.items()})
+    asked = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, revision=None: asked.append(hub_id) or dd)
+    assert detect_format("luigi-s/EEG_Image_CVPR_ALL_subj") == "hub"
+    rec = read_source("luigi-s/EEG_Image_CVPR_ALL_subj", progress=False)
+    assert asked == ["luigi-s/EEG_Image_CVPR_ALL_subj"] and rec.format == "hub"
+    _check(rec, rows)

@@ -6,7 +6,7 @@ int64, ``subject`` (B,) int64, ``index`` (B,) int64 (the trial's row in the cach
 Loading is batched: a sampler yields whole lists of positions and the dataset answers each list
 with one tensor-indexing operation (no per-trial ``__getitem__`` + collate), so an epoch of loading
 costs a small fraction of a training step's compute. By default a split's EEG is held in RAM as
-one torch tensor (``in_memory=True``); ``in_memory=False`` reads the memory-mapped ``eeg.npy``.
+one contiguous array (``in_memory=True``); ``in_memory=False`` reads the memory-mapped ``eeg.npy``.
 Targets are stored once per image and looked up per trial (a text target is 77 x 768 floats).
 
 Splits and subjects:
@@ -59,37 +59,39 @@ class BatchIndexSampler(Sampler[list[int]]):
 
 
 class TrialBatches(Dataset):
-    """The trials of one split; ``dataset[list_of_positions]`` returns a whole batch dict."""
+    """The trials of one split; ``dataset[list_of_positions]`` returns a whole batch dict.
 
-    def __init__(self, eeg: Any, rows: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
-                 targets: torch.Tensor, target_rows: np.ndarray, in_memory: bool):
-        self.rows = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        self.subjects = torch.from_numpy(np.asarray(subjects, dtype=np.int64))
-        self.targets = targets  # (M, *target_shape), one row per image
-        self.target_rows = torch.from_numpy(np.asarray(target_rows, dtype=np.int64))
+    Gathers use ``np.take`` on contiguous numpy arrays (about 4x faster than torch advanced
+    indexing for (64, 128, 440) batches on 2 cores) and wrap the result without a copy.
+    """
+
+    def __init__(self, eeg: np.ndarray, rows: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
+                 targets: np.ndarray, target_rows: np.ndarray, in_memory: bool):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.subjects = np.asarray(subjects, dtype=np.int64)
+        self.targets = np.ascontiguousarray(targets, dtype=np.float32)  # (M, *target_shape), one row per image
+        self.target_rows = np.asarray(target_rows, dtype=np.int64)
         self.in_memory = in_memory
-        # in RAM: (n, C, T) tensor of this split; otherwise the (N, C, T) memmap of the whole cache
-        self.eeg = torch.from_numpy(np.ascontiguousarray(eeg[rows])) if in_memory else eeg
+        # in RAM: (n, C, T) array of this split; otherwise the (N, C, T) memmap of the whole cache
+        self.eeg = np.ascontiguousarray(eeg[self.rows]) if in_memory else eeg
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, pos: Any) -> dict[str, torch.Tensor]:
-        if isinstance(pos, int):
-            pos = [pos]
-        pos = torch.as_tensor(pos, dtype=torch.int64)
+        pos = np.atleast_1d(np.asarray(pos, dtype=np.int64))
         if self.in_memory:
-            eeg = self.eeg[pos]  # (B, C, T)
+            eeg = np.take(self.eeg, pos, axis=0)  # (B, C, T)
         else:
-            pos = pos[torch.argsort(self.rows[pos])]  # ascending cache rows: sequential memmap reads
-            eeg = torch.from_numpy(np.ascontiguousarray(self.eeg[self.rows[pos].numpy()]))
+            pos = pos[np.argsort(self.rows[pos], kind="stable")]  # ascending cache rows: sequential reads
+            eeg = np.ascontiguousarray(self.eeg[self.rows[pos]])
         return {
-            "eeg": eeg,
-            "target": self.targets[self.target_rows[pos]],
-            "label": self.labels[pos],
-            "subject": self.subjects[pos],
-            "index": self.rows[pos],
+            "eeg": torch.from_numpy(eeg),
+            "target": torch.from_numpy(np.take(self.targets, self.target_rows[pos], axis=0)),
+            "label": torch.from_numpy(self.labels[pos]),
+            "subject": torch.from_numpy(self.subjects[pos]),
+            "index": torch.from_numpy(self.rows[pos]),
         }
 
 
@@ -191,7 +193,7 @@ class EEGDataModule(pl.LightningDataModule):
             if rows.size == 0:
                 raise DataError(f"the {split} split is empty for this subject selection in {self.cache_path}")
             meta = self.cache.meta
-            targets = torch.from_numpy(self.cache.targets(self.route).embeddings)
+            targets = self.cache.targets(self.route).embeddings
             self._datasets[split] = TrialBatches(
                 self.cache.eeg,
                 rows,

@@ -246,7 +246,8 @@ def _parquet_parts(files: list[Path]) -> list[_SplitPart]:
     parts = []
     for f in files:
         try:
-            pf = pq.ParquetFile(f)
+            # no pre-buffering: it would keep every column chunk of the file in memory (~the file size)
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 22)
             names = pf.schema_arrow.names
         except Exception as e:  # pyarrow raises ArrowInvalid / OSError for corrupt files
             raise DataError(f"{f} is not a readable parquet file ({_one_line(e)})") from e
