@@ -1,0 +1,123 @@
+"""`eegalign fit` (LightningCLI): help, config errors, a tiny run's directory and checkpoints, configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from eegalign.cli import main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "eegalign" / "configs"
+
+TINY = [
+    "--model.encoder", "eegalign.models.MLPEncoder",
+    "--model.encoder.init_args.preset", "small",
+    "--model.loss", "eegalign.losses.CombinedLoss",
+    "--trainer.max_epochs", "1",
+    "--trainer.accelerator", "cpu",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--data.batch_size", "8",
+]
+
+
+def test_fit_help_lists_every_group(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--config", "--model.encoder", "--model.loss", "--model.lr", "--model.t_max", "--model.eta_min",
+                   "--model.warmup_epochs", "--data.cache", "--data.route", "--data.batch_size",
+                   "--trainer.max_epochs", "--trainer.devices", "--trainer.strategy", "--trainer.precision",
+                   "--trainer.accumulate_grad_batches", "--trainer.gradient_clip_val", "--checkpoint.save_top_k",
+                   "--ckpt_path", "--seed_everything"):
+        assert option in out, option
+
+
+def test_unknown_key_exits_nonzero_without_traceback(small_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--data.cache", str(small_cache), *TINY, "--model.no_such_option", "3"])
+    assert exc.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert "no_such_option" in err and "Traceback" not in err
+
+
+def test_missing_cache_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["fit", "--data.cache", str(tmp_path / "nope"), *TINY, "--trainer.default_root_dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]  # (earlier lines may be pytest-capture logging noise)
+    assert last.startswith("eegalign: error:") and "nope" in last
+
+
+def test_tiny_fit_writes_run_dir_and_loadable_checkpoints(small_cache: Path, tmp_path: Path) -> None:
+    from eegalign.system import load_encoder
+
+    run = tmp_path / "run"
+    assert main(["fit", "--data.cache", str(small_cache), *TINY, "--trainer.default_root_dir", str(run)]) == 0
+    # one directory holds the resolved config, both loggers and the checkpoints
+    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run / "checkpoints").glob("epoch*.ckpt"))) == 1  # best-k on val/loss, k = 1
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["data"]["cache"] == str(small_cache)
+    assert cfg["model"]["encoder"]["init_args"]["preset"] == "small"
+    assert "val/top1" in (run / "metrics.csv").read_text().splitlines()[0]
+
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # nothing needs unpickling
+    assert ckpt["eegalign"]["route"] == "image"
+    encoder, info = load_encoder(run / "checkpoints" / "last.ckpt")
+    assert info["encoder"]["name"] == "mlp" and info["encoder"]["preset"] == "small"
+    assert info["encoder"]["n_chans"] == 128 and info["encoder"]["out_shape"] == [1024]  # linked from the data
+    assert info["epoch"] == 0 and info["cache"] == str(small_cache)
+    assert info["loss"]["class_path"] == "eegalign.losses.CombinedLoss"
+    x = torch.randn(2, 128, 440)
+    with torch.no_grad():
+        assert encoder(x).shape == (2, 1024)
+
+    # validate / predict reuse the same parser and the checkpoint's weights
+    assert main(["validate", "--data.cache", str(small_cache), *TINY, "--trainer.default_root_dir", str(tmp_path / "v"),
+                 "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]) == 0
+
+
+@pytest.mark.parametrize("name", ["eegformer_reference", "eegformer_contrastive", "nervformer_reference",
+                                  "eegnet_transformer_text", "demo"])
+def test_shipped_configs_parse(name: str, small_cache: Path) -> None:
+    """Every shipped config parses against the current classes (no training: --print_config)."""
+    from lightning.pytorch.cli import LightningCLI  # noqa: F401 - parse only
+
+    from eegalign.commands.fit import _cli_class
+    from eegalign.data.datamodule import EEGDataModule
+    from eegalign.system import AlignmentModule
+
+    cli = _cli_class()(
+        AlignmentModule, EEGDataModule, run=False,
+        args=["--config", str(CONFIGS / f"{name}.yaml"), "--data.cache", str(small_cache)],
+        save_config_kwargs={"overwrite": True},
+    )
+    assert cli.model.route == cli.datamodule.route
+    enc = cli.model.encoder
+    assert (enc.n_chans, enc.n_times, tuple(enc.out_shape)) == (128, 440, tuple(cli.datamodule.target_shape))
+
+
+def test_reference_configs_match_the_seed() -> None:
+    cfg = {p.stem: yaml.safe_load(p.read_text()) for p in CONFIGS.glob("*.yaml")}
+    ef = cfg["eegformer_reference"]
+    assert ef["model"]["loss"]["init_args"] == {"mse_weight": 0.5, "cosine_weight": 0.5}
+    assert (ef["model"]["lr"], ef["model"]["weight_decay"], ef["model"]["t_max"]) == (1e-3, 1e-4, 100)
+    assert ef["trainer"]["max_epochs"] == 310 and ef["data"]["batch_size"] == 32
+    assert cfg["eegformer_contrastive"]["model"]["loss"]["class_path"] == "eegalign.losses.InfoNCELoss"
+    nf = cfg["nervformer_reference"]
+    assert nf["model"]["loss"]["init_args"] == {"mse_weight": 0.6, "cosine_weight": 0.4}
+    assert (nf["model"]["lr"], nf["model"]["t_max"], nf["model"]["eta_min"]) == (3e-4, 500, 1e-4)
+    assert nf["trainer"]["accumulate_grad_batches"] == 2
+    assert nf["trainer"]["callbacks"][0]["init_args"]["patience"] == 15
+    tx = cfg["eegnet_transformer_text"]
+    assert tx["data"]["route"] == "text" and tx["model"]["loss"]["init_args"] == {"mse_weight": 0.8}
+    assert (tx["model"]["lr"], tx["model"]["t_max"], tx["model"]["eta_min"]) == (3e-4, 500, 2e-5)
+    assert tx["trainer"]["precision"] == "16-mixed" and tx["trainer"]["max_epochs"] == 250
+    assert tx["trainer"]["callbacks"][0]["init_args"]["patience"] == 10
