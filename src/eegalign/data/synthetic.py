@@ -86,7 +86,7 @@ LATENT_DIM = 32
 N_COMPONENTS = 6
 IMAGE_DEVIATION = 0.6  # s in z_i = p_c + s e_i
 TEXT_NORM = 28.0
-TEMPLATES = ("an image of a {}", "a photo of a {}", "a picture of a {}", "a photograph of a {}")
+TEMPLATES = ("an image of {}", "a photo of {}", "a picture of {}", "a photograph of {}")
 _CHUNK = 128  # trials generated per vectorised block (fixed: part of the deterministic stream)
 
 
@@ -149,6 +149,11 @@ class SynthParams:
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+def _with_article(name: str) -> str:
+    """'giant panda' -> 'a giant panda', 'airliner' -> 'an airliner'."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -215,7 +220,7 @@ _SHAPES = ("circle", "square", "triangle", "star", "hexagon", "cross", "ring", "
 _PATTERNS = ("plain", "stripes", "dots", "checker", "gradient")
 
 
-def _palette(c: int, n: int) -> tuple[float, float]:
+def _palette(c: int) -> tuple[float, float]:
     """Class hue (0..1) and background hue, spread over the colour wheel."""
     hue = (c * 0.618034) % 1.0
     return hue, (hue + 0.5 + 0.1 * ((c % 3) - 1)) % 1.0
@@ -228,13 +233,13 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def _draw_stimulus(c: int, n_classes: int, e: np.ndarray, size: int, rng: np.random.Generator) -> bytes:
+def _draw_stimulus(c: int, e: np.ndarray, size: int, rng: np.random.Generator) -> bytes:
     """JPEG bytes of the stimulus of class ``c`` whose deviation latent is ``e`` (d,)."""
     from PIL import Image, ImageDraw
     from scipy.special import ndtr
 
     u = ndtr(e[:8])  # image factors in (0, 1), driven by the latent deviation
-    hue, bg_hue = _palette(c, n_classes)
+    hue, bg_hue = _palette(c)
     shape = _SHAPES[c % len(_SHAPES)]
     pattern = _PATTERNS[(c // len(_SHAPES)) % len(_PATTERNS)]
     img = Image.new("RGB", (size, size), _hsv(bg_hue, 0.25, 0.85))
@@ -480,7 +485,7 @@ class SyntheticWorld:
         p = self.params
         rngs = [np.random.default_rng(s) for s in self._stim_ss.spawn(len(self.latents))]
         return [
-            _draw_stimulus(int(c), p.classes, e, p.image_size, r)
+            _draw_stimulus(int(c), e, p.image_size, r)
             for c, e, r in zip(self.class_of, self.deviations, rngs)
         ]
 
@@ -584,7 +589,9 @@ def write_synthetic_dataset(
     image_ids = [image_id_from_bytes(b) for b in jpegs]
     if len(set(image_ids)) != len(image_ids):  # pragma: no cover - sha1 prefix collision
         raise DataError("synthetic data: two stimuli hash to the same image_id; use another seed")
-    captions = [TEMPLATES[t].format(table[c].name) for t, c in zip(world.template_of, world.class_of)]
+    captions = [
+        TEMPLATES[t].format(_with_article(table[c].name)) for t, c in zip(world.template_of, world.class_of)
+    ]
     features = _features(params.eeg_layout, params.n_times, params.n_chans)
     schema = features.arrow_schema  # carries the "huggingface" features metadata load_dataset reads
     trial_rng = world.trial_rng()
