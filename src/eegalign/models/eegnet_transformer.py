@@ -55,23 +55,15 @@ def _lagged_moments(xp: torch.Tensor, k: int, n_out: int) -> tuple[torch.Tensor,
 
     xp: (R, L) rows of a padded signal; windows are ``xp[r, t:t+k]`` for t < n_out.
     Returns m (k,) with ``m[j] = sum_{r,t} xp[r, t+j]`` and G (k, k) with
-    ``G[i, j] = sum_{r,t} xp[r, t+i] * xp[r, t+j]`` (float64), i.e. the statistics of a k-tap
-    convolution's output without building it.
+    ``G[i, j] = sum_{r,t} xp[r, t+i] * xp[r, t+j]`` (float64): the first two moments of a k-tap
+    convolution's output, without building it. One (L, L) Gram matrix (a single matmul), then
+    the n_out diagonal k x k windows of it summed through a strided view.
     """
     length = xp.shape[1]
+    a = (xp.T @ xp).double()  # (L, L): a[u, v] = sum_r xp[r, u] * xp[r, v]
+    g = a.as_strided((n_out, k, k), (length + 1, length, 1)).sum(0)  # sum_t a[t+i, t+j]
     col = xp.sum(0).double()  # (L,)
-    cs = F.pad(torch.cumsum(col, 0), (1, 0))  # (L+1,)
-    idx = torch.arange(k, device=xp.device)
-    m = cs[idx + n_out] - cs[idx]  # (k,)
-    rows = []
-    for d in range(k):  # lag d: P_d[u] = sum_r xp[r, u] * xp[r, u+d]
-        p = (xp[:, : length - d] * xp[:, d:]).sum(0).double()  # (L-d,)
-        cp = F.pad(torch.cumsum(p, 0), (1, 0))
-        j = idx[: k - d]
-        rows.append(cp[j + n_out] - cp[j])  # G[j, j+d] for j < k-d
-    g = torch.zeros(k, k, dtype=torch.float64, device=xp.device)
-    for d, r in enumerate(rows):
-        g = g + torch.diag_embed(r, offset=d) + (torch.diag_embed(r, offset=-d) if d else 0)
+    m = col.as_strided((n_out, k), (1, 1)).sum(0)  # sum_t col[t+j]
     return m, g
 
 

@@ -1,0 +1,246 @@
+"""Benchmark eegalign's encoders against straightforward implementations of the same networks.
+
+For each reference network (and the small presets) prints: parameters, forward GFLOP/sample
+(torch.utils.flop_counter), inference and training-step (forward + backward + AdamW) samples/s,
+peak RSS of the training process, batch-1 latency, and the speed-up over the naive twin
+(benchmarks/naive_reference.py) holding the same weights, after checking both compute the
+same function. Also measures this machine's dense fp32 matmul rate in the same run, to
+express the achieved FLOP/s as a fraction of it.
+
+Each (model, implementation) runs in its own subprocess so peak memory is its own.
+
+    python benchmarks/models.py                 # reference networks + small presets, ~10 min on 2 cores
+    python benchmarks/models.py --batch 8 --steps 2 --models eegnet_transformer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def fwd_gflop(model, n_chans: int, n_times: int) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, n_chans, n_times)
+    model.train()  # the eval fast path of nn.TransformerEncoder runs fused kernels the counter misses
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(x)
+    model.eval()
+    return fc.get_total_flops() / 2 / 1e9
+
+
+def _build(name: str, preset: str, impl: str):
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from naive_reference import naive_from
+
+    from eegalign.models import build_model
+
+    torch.manual_seed(0)
+    ours = build_model(name, preset=preset)
+    return (naive_from(ours) if impl == "naive" else ours), ours.out_shape
+
+
+def _train_step(model, opt, x, y) -> None:
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    opt.step()
+
+
+def run_one(name: str, preset: str, impl: str, batch: int, steps: int, threads: int) -> dict:
+    """Parameters, FLOPs, batch-1 latency and peak RSS of one (model, implementation), in this process."""
+    import torch
+
+    from eegalign.models import count_parameters
+
+    torch.set_num_threads(threads)
+    model, out_shape = _build(name, preset, impl)
+    res = {"model": name, "preset": preset, "impl": impl, "params": count_parameters(model)}
+    res["gflop"] = fwd_gflop(model, 128, 440)
+    x, y = torch.randn(batch, 128, 440), torch.randn(batch, *out_shape)
+    model.eval()
+    with torch.no_grad():
+        x1 = x[:1]
+        model(x1)
+        lat = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model(x1)
+            lat.append(time.perf_counter() - t0)
+        res["latency_ms"] = 1000 * min(lat)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
+    _train_step(model, opt, x, y)  # one training step at the benchmark batch size: the peak
+    res["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return res
+
+
+def run_pair(name: str, preset: str, impls: list[str], batch: int, steps: int, threads: int) -> dict:
+    """Inference and training-step samples/s, the implementations timed in alternation (fair under load).
+
+    The best of ``steps`` timed repetitions after one warm-up is kept for each.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    models = {impl: _build(name, preset, impl) for impl in impls}
+    out_shape = next(iter(models.values()))[1]
+    x, y = torch.randn(batch, 128, 440), torch.randn(batch, *out_shape)
+    res: dict[str, dict] = {impl: {} for impl in impls}
+    with torch.no_grad():
+        for impl, (m, _) in models.items():
+            m.eval()
+            m(x)
+        times = {impl: [] for impl in impls}
+        for _ in range(steps):
+            for impl, (m, _) in models.items():
+                t0 = time.perf_counter()
+                m(x)
+                times[impl].append(time.perf_counter() - t0)
+    for impl in impls:
+        res[impl]["infer_sps"] = batch / min(times[impl])
+    opts = {}
+    for impl, (m, _) in models.items():
+        m.train()
+        opts[impl] = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
+        _train_step(m, opts[impl], x, y)  # warm-up
+    times = {impl: [] for impl in impls}
+    for _ in range(steps):
+        for impl, (m, _) in models.items():
+            t0 = time.perf_counter()
+            _train_step(m, opts[impl], x, y)
+            times[impl].append(time.perf_counter() - t0)
+    for impl in impls:
+        res[impl]["train_sps"] = batch / min(times[impl])
+    return res
+
+
+def check_equivalence(name: str) -> float:
+    """Max |ours - naive| / max |naive| in eval mode, same weights, batch 2."""
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from naive_reference import naive_from
+
+    from eegalign.models import build_model
+
+    torch.manual_seed(0)
+    ours = build_model(name).eval()
+    naive = naive_from(ours).eval()
+    x = torch.randn(2, 128, 440)
+    with torch.no_grad():
+        a, b = ours(x), naive(x)
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=["eegformer", "nervformer", "eegnet_transformer"])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
+    p.add_argument("--small-batch", type=int, default=32)
+    p.add_argument("--small-steps", type=int, default=5)
+    p.add_argument("--no-small", action="store_true", help="skip the small presets")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--one", nargs=4, metavar=("NAME", "PRESET", "IMPL", "BATCH"), help=argparse.SUPPRESS)
+    p.add_argument("--pair", nargs=4, metavar=("NAME", "PRESET", "IMPLS", "BATCH"), help=argparse.SUPPRESS)
+    p.add_argument("--json", type=Path, help="also write the results as JSON")
+    args = p.parse_args()
+
+    if args.one:
+        name, preset, impl, batch = args.one
+        print(json.dumps(run_one(name, preset, impl, int(batch), args.steps, args.threads)))
+        return
+    if args.pair:
+        name, preset, impls, batch = args.pair
+        print(json.dumps(run_pair(name, preset, impls.split(","), int(batch), args.steps, args.threads)))
+        return
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    peak = matmul_gflops()
+    print(f"# machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, {platform.python_version()}")
+    print(f"# dense fp32 matmul (2048^3): {peak:.1f} GFLOP/s")
+
+    def sub(mode, name, preset, impl, batch, steps):
+        cmd = [sys.executable, __file__, mode, name, preset, impl, str(batch), "--steps", str(steps), "--threads", str(args.threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    rows = []
+    for name in args.models:
+        rel = check_equivalence(name)
+        print(f"# {name}: max |ours - naive| / max |naive| = {rel:.1e} (eval, same weights)", flush=True)
+        naive = sub("--one", name, "reference", "naive", args.batch, args.steps)
+        ours = sub("--one", name, "reference", "ours", args.batch, args.steps)
+        speed = sub("--pair", name, "reference", "naive,ours", args.batch, args.steps)
+        naive.update(speed["naive"])
+        ours.update(speed["ours"])
+        ours["equiv_rel_err"] = rel
+        for r in (naive, ours):
+            r["batch"] = args.batch
+        ours["speedup_train"] = ours["train_sps"] / naive["train_sps"]
+        ours["speedup_infer"] = ours["infer_sps"] / naive["infer_sps"]
+        rows += [naive, ours]
+        print(f"# {name}: training x{ours['speedup_train']:.2f}, inference x{ours['speedup_infer']:.2f}", flush=True)
+    if not args.no_small:
+        for name in args.models:
+            r = sub("--one", name, "small", "ours", args.small_batch, args.small_steps)
+            r.update(sub("--pair", name, "small", "ours", args.small_batch, args.small_steps)["ours"])
+            r["batch"] = args.small_batch
+            rows.append(r)
+
+    # achieved FLOP/s: the function's forward FLOPs (the naive count, i.e. without our algebraic
+    # savings) x samples/s; training counted as 3x forward.
+    fn_gflop = {(r["model"], r["preset"]): r["gflop"] for r in rows if r["impl"] == "naive"}
+    hdr = (
+        "| model | preset | impl | params | fwd GFLOP/sample | batch | infer samples/s | train samples/s "
+        "| train speed-up | peak RSS (GiB) | batch-1 latency (ms) | effective train GFLOP/s (% of matmul) |"
+    )
+    print()
+    print(hdr)
+    print("|---" * (hdr.count("|") - 1) + "|")
+    for r in rows:
+        g = fn_gflop.get((r["model"], r["preset"]), r["gflop"])
+        eff = 3 * g * r["train_sps"]
+        sp = f"x{r['speedup_train']:.2f}" if "speedup_train" in r else ""
+        print(
+            f"| {r['model']} | {r['preset']} | {r['impl']} | {r['params']:,} | {r['gflop']:.2f} | {r['batch']} "
+            f"| {r['infer_sps']:.1f} | {r['train_sps']:.2f} | {sp} | {r['peak_rss_gib']:.2f} | {r['latency_ms']:.0f} "
+            f"| {eff:.1f} ({100 * eff / peak:.0f}%) |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"matmul_gflops": peak, "cpu": cpu, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
