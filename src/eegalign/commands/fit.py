@@ -65,13 +65,45 @@ def _cli_class() -> type:
                 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
                 root = cfg.get("default_root_dir") or os.getcwd()
+                resuming = bool(self._get(self.config, "ckpt_path", default=None)) and self.subcommand == "fit"
+                csv_cls = _appending_csv_logger() if resuming else CSVLogger
                 cfg["logger"] = [
                     TensorBoardLogger(save_dir=root, name="", version="", default_hp_metric=False),
-                    CSVLogger(save_dir=root, name="", version=""),
+                    csv_cls(save_dir=root, name="", version=""),
                 ]
             return super().instantiate_trainer(**kwargs)
 
     return EEGAlignCLI
+
+
+def _appending_csv_logger() -> type:
+    """A CSVLogger that appends to the run's metrics.csv (a resumed run keeps its history).
+
+    Lightning's CSVLogger deletes an existing metrics.csv; when resuming (``--ckpt_path``) the rows
+    of the interrupted run are kept and new columns are merged into the header.
+    """
+    import csv
+
+    from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class _AppendingWriter(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:  # keep the interrupted run's metrics.csv
+            if self._fs.isfile(self.metrics_file_path):
+                with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                    self.metrics_keys = sorted(next(csv.reader(f), []))
+
+    class AppendingCSVLogger(CSVLogger):
+        @property
+        @rank_zero_experiment
+        def experiment(self) -> ExperimentWriter:
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = _AppendingWriter(log_dir=self.log_dir)
+            return self._experiment
+
+    return AppendingCSVLogger
 
 
 def run_lightning(subcommand: str, argv: list[str]) -> int:
