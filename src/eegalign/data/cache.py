@@ -129,11 +129,15 @@ def prepare_cache(
     records = read_source(source, format=format, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
     meta = records.meta
     train_idx = np.flatnonzero(meta["split"].to_numpy() == "train")
+    if progress:
+        _say(f"preprocessing {len(meta)} trials (norm={norm}, bandpass={params['bandpass']}; statistics from train)")
     stats = preprocess(records.eeg, train_idx, bandpass_hz=bandpass, sfreq=sfreq, norm=norm, strict=strict)
     if stats["nonfinite"]["values"]:
         nf = stats["nonfinite"]
         _say(f"eegalign: warning: replaced {nf['values']} NaN/Inf values by 0 in {nf['trials']} trials (counted in stats.json)")
 
+    if progress:
+        _say(f"writing {out} ({records.eeg.nbytes / 2**30:.2f} GiB of EEG)")
     with atomic_dir(out, overwrite=out.exists()) as tmp:
         np.save(tmp / "eeg.npy", records.eeg)
         meta.to_parquet(tmp / "meta.parquet", index=False)
