@@ -168,6 +168,7 @@ class AlignmentModule(pl.LightningModule):
         top = retrieval_topk(pred, target, ids, ks=(1, 5), center=center)
         metrics = {"cosine": float(cosine_per_trial(pred, target).mean()), "top1": top["top1"], "top5": top["top5"]}
         metrics["chance_top1"] = 1.0 / len(set(ids))
+        metrics["n_trials"] = float(len(index))  # all ranks' trials: the metrics are not per-rank
         for name, value in metrics.items():
             # identical on every rank (computed on the gathered set): sync_dist only averages equal values
             self.log(f"{stage}/{name}", value, prog_bar=name == "top1", sync_dist=True)
