@@ -160,8 +160,12 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
         ax.set_xticklabels(subs)
         ax.set_xlabel("subject")
         ax.set_title(key.replace("_", " "), fontsize=9)
-    axes[0].legend(frameon=False, fontsize=7)
-    save(fig, "per_subject")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, [f"model", f"{base_label}"], loc="upper right", ncol=2, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.savefig(fig_dir / "per_subject.png", dpi=110)
+    plt.close(fig)
+    out["per_subject"] = "figures/per_subject.png"
 
     # trial x image similarity matrix, both sorted by class
     sim, answer, cand_label, label = arrays["sim"], arrays["answer"], arrays["cand_label"], arrays["label"]
@@ -243,6 +247,24 @@ def _provenance(metrics: dict, ctx: dict) -> Section:
     return s
 
 
+def _verdict(metrics: dict, bname: str, alpha: float = 0.05) -> str:
+    """One plain sentence: is all-way top-1 above chance and above the baseline?"""
+    r = metrics["retrieval"]["all_top1"]
+    b = metrics["baselines"]["train_mean"]["retrieval"]["all_top1"]
+    p = metrics["baselines"]["permutation_p"]
+    if p >= alpha:
+        return (
+            f"all-way top-1 is not distinguishable from chance (permutation p = {p:.3g} >= {alpha}): "
+            "this model does not identify the seen images."
+        )
+    if r["ci95"][0] <= b["value"]:
+        return (
+            f"all-way top-1 is above chance (p = {p:.3g}) but its 95% CI reaches the {bname} baseline's "
+            f"{_pct(b['value'])}: not clearly better than predicting the mean."
+        )
+    return f"all-way top-1 is above chance (p = {p:.3g}) and its 95% CI lies above the {bname} baseline."
+
+
 def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
     st = metrics["settings"]
     base = metrics["baselines"]["train_mean"]
@@ -260,6 +282,7 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
         + f"Mean cosine **{metrics['similarity']['cosine']['mean']:.4f}** vs {bname} baseline "
         f"{base['similarity']['cosine']['mean']:.4f} (permutation p = {_p(perm['permutation_p_cosine'], n_perm)})."
     )
+    head.p(f"**Verdict.** {_verdict(metrics, bname)}")
     head.p(
         f"Baseline: the {st['baseline_label']} target predicted for every trial, scored with every metric below. "
         "Brackets: 95% bootstrap confidence interval over trials "
@@ -274,6 +297,11 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
         f"({st['kway_draws']} seeded draws per trial, averaged); only the k that fit the number of images are shown. "
         f"Ties: {st['tie_rule']}."
     )
+    if metrics["n_images"] < 10:
+        ret.p(
+            f"**Note.** The evaluated split holds only {metrics['n_images']} distinct image(s): retrieval is "
+            "nearly trivial (chance is high) and says little about the decoder."
+        )
     if metrics["route"] == "text":
         ret.p(
             f"Text route: predictions and candidates are centred on the {st['retrieval_center']} before flattening "
