@@ -137,3 +137,16 @@ def test_every_command_module_exists_and_has_help(name: str) -> None:
 
     module = importlib.import_module(name)
     assert hasattr(module, "run_lightning") or (hasattr(module, "add_arguments") and hasattr(module, "run"))
+
+
+def test_resolve_pretrained(tmp_path: Path) -> None:
+    from eegalign.errors import WeightsError
+    from eegalign.hub import resolve_pretrained
+
+    assert resolve_pretrained("h94/IP-Adapter/models/image_encoder", "x", "--x") == "h94/IP-Adapter/models/image_encoder"
+    assert resolve_pretrained(str(tmp_path), "x", "--x") == str(tmp_path.resolve())
+    with pytest.raises(WeightsError, match="directory not found: ./nope; .* --image-model PATH"):
+        resolve_pretrained("./nope", "CLIP image encoder", "--image-model")
+    (tmp_path / "f.bin").write_bytes(b"")
+    with pytest.raises(WeightsError, match="is a file"):
+        resolve_pretrained(str(tmp_path / "f.bin"), "x", "--x")

@@ -53,8 +53,19 @@ def _top_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _close_progress_bars() -> None:
+    """Finish any progress bar an interrupted stage left open, so the error starts on its own line."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+        bar.close()
+
+
 def _report_error(exc: BaseException, debug: bool) -> int:
     from eegalign.errors import EEGAlignError
+
+    _close_progress_bars()
 
     if debug:
         import traceback
@@ -79,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     if debug:
         os.environ["EEGALIGN_DEBUG"] = "1"
+    else:
+        # transformers/diffusers log warnings (e.g. the PIL fallback of image processors when torchvision
+        # is absent) that are noise on a command line; --debug keeps them.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
     if not argv or argv[0] not in COMMANDS:
         _top_parser().parse_args(argv or ["--help"])  # prints help / version / error and exits

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from eegalign.errors import ConfigError, DataError, WeightsError, missing_weights_message
+from eegalign.hub import resolve_pretrained
 
 DEFAULT_IMAGE_MODEL = "h94/IP-Adapter/models/image_encoder"
 DEFAULT_TEXT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -75,7 +76,7 @@ def load_image_encoder(spec: str, device: str = "cpu", dtype: Any = None) -> tup
     """``(CLIPVisionModelWithProjection, CLIPImageProcessor)`` for a local dir or hub spec."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-    repo, sub = split_model_spec(spec)
+    repo, sub = split_model_spec(resolve_pretrained(spec, "CLIP image encoder", "--image-model"))
     model = _load(CLIPVisionModelWithProjection, repo, sub, "CLIP image encoder", "--image-model", dtype=dtype)
     try:
         processor = CLIPImageProcessor.from_pretrained(repo, subfolder=sub or "")
@@ -89,7 +90,7 @@ def load_text_encoder(spec: str, device: str = "cpu", dtype: Any = None) -> tupl
     """``(CLIPTextModel, CLIPTokenizer)``: an SD pipeline (``text_encoder/``, ``tokenizer/``) or one dir."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    repo, sub = split_model_spec(spec)
+    repo, sub = split_model_spec(resolve_pretrained(spec, "CLIP text encoder", "--text-model"))
     if Path(repo).is_dir():
         pipeline_layout = (Path(repo) / "text_encoder").is_dir()
     else:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegalign.errors import ConfigError, WeightsError, missing_weights_message
+from eegalign.hub import resolve_pretrained
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -27,8 +28,8 @@ def load_classifier(spec: str, device: "torch.device") -> tuple[Any, Any]:
     """Load (model, image processor) and check that it scores the 1000 ImageNet-1k classes."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    local = Path(spec).expanduser()
-    source = str(local) if local.is_dir() else spec
+    source = resolve_pretrained(spec, "ImageNet classifier", "--classifier")
+    local = Path(source)
     try:
         model = AutoModelForImageClassification.from_pretrained(source)
         processor = AutoImageProcessor.from_pretrained(source)

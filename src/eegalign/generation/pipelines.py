@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegalign.errors import ConfigError, WeightsError, missing_weights_message
+from eegalign.hub import resolve_pretrained
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -110,9 +111,10 @@ def load_sd_pipeline(
     kw: dict[str, Any] = {**_dtype_kwarg(dtype), "low_cpu_mem_usage": _has_accelerate()}
     if not safety_checker:
         kw.update(safety_checker=None, requires_safety_checker=False)
-    local = Path(sd_model).expanduser()
+    sd_model = resolve_pretrained(sd_model, "Stable Diffusion model", "--sd-model")
+    local = Path(sd_model)
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(str(local) if local.is_dir() else sd_model, **kw)
+        pipe = StableDiffusionPipeline.from_pretrained(sd_model, **kw)
     except Exception as e:
         if local.is_dir():
             raise WeightsError(f"could not load a Stable Diffusion pipeline from {local}: {_first_line(e)}") from e
@@ -143,6 +145,8 @@ def resolve_ip_adapter(spec: str, weight_name: str | None = None, subfolder: str
     path = Path(spec).expanduser()
     if path.is_file():
         return str(path.parent), "", path.name
+    if not path.is_dir():
+        resolve_pretrained(spec, "IP-Adapter", "--ip-adapter")  # a missing local path fails here, at once
     if path.is_dir():
         names = (weight_name,) if weight_name else IP_ADAPTER_WEIGHTS
         subs = (subfolder,) if subfolder is not None else ("", IP_ADAPTER_SUBFOLDER)
