@@ -157,6 +157,14 @@ def evaluate_to_dir(
             f"train targets ({train.source}) have shape {train.embeddings.shape[1:]} but the predictions "
             f"{preds.pred.shape[1:]}: wrong route?"
         )
+    import sys
+
+    print(
+        f"computing metrics for {preds.n} trials ({preds.route} route; {n_boot} bootstrap resamples, "
+        f"{n_perm} permutations)...",
+        file=sys.stderr,
+        flush=True,
+    )
     metrics, arrays = compute_metrics(
         preds.pred,
         preds.true,
@@ -177,6 +185,7 @@ def evaluate_to_dir(
     ctx.setdefault("cache", preds.cache)
     ctx["train_targets"] = train.source if train is not None else None
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
+    print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "metrics.json", metrics)
