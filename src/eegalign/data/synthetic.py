@@ -85,6 +85,9 @@ SPLITS = ("train", "validation", "test")
 LATENT_DIM = 32
 N_COMPONENTS = 6
 IMAGE_DEVIATION = 0.6  # s in z_i = p_c + s e_i
+MEAN_ERP = (0.5, 1.0)  # range of the stimulus-independent ERP amplitude mu_k
+TRIAL_VARIABILITY = 0.35  # std of the per-trial amplitude noise nu
+LATENCY_JITTER_S = 0.006  # std of the per-trial latency jitter (seconds)
 TEXT_NORM = 28.0
 TEMPLATES = ("an image of {}", "a photo of {}", "a picture of {}", "a photograph of {}")
 _CHUNK = 128  # trials generated per vectorised block (fixed: part of the deterministic stream)
@@ -412,7 +415,7 @@ class SyntheticWorld:
         g, h, q = (rng.standard_normal((k, d)) * scale for _ in range(3))
         z = self.latents
         mod = z @ g.T + 0.6 * np.tanh(2.0 * (z @ h.T)) + 0.4 * ((z @ q.T) ** 2 - 1.0) / math.sqrt(2)  # (M, K)
-        mu = rng.uniform(0.5, 1.0, k)  # stimulus-independent mean ERP amplitude
+        mu = rng.uniform(*MEAN_ERP, k)  # stimulus-independent mean ERP amplitude
         s_count = p.subjects
         gains = np.exp(rng.normal(0, 0.2, (s_count, k)))
         self.amplitudes = mu[None, None] + gains[:, None, :] * mod[None]  # (S, M, K)
@@ -461,8 +464,8 @@ class SyntheticWorld:
         """Simulate trials: subject (B,) 0-based, image (B,) -> (B, C, T) float32."""
         p = self.params
         b, k, c_n, t_n = len(subject), N_COMPONENTS, p.n_chans, p.n_times
-        jitter = rng.normal(0.0, 0.006, (b, k))
-        amp = self.amplitudes[subject, image] + 0.35 * rng.standard_normal((b, k))  # (B, K)
+        jitter = rng.normal(0.0, LATENCY_JITTER_S, (b, k))
+        amp = self.amplitudes[subject, image] + TRIAL_VARIABILITY * rng.standard_normal((b, k))  # (B, K)
         wave = self._waveforms(jitter) * amp[:, :, None]  # (B, K, T)
         x = np.einsum("bck,bkt->bct", self.mixing[subject], wave).astype(np.float32)  # (B, C, T)
         noise = math.sqrt(0.55) * np.einsum("cn,bnt->bct", self._noise_maps, _pink(rng, (b, 24), t_n))
