@@ -118,6 +118,7 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
 
     # Lightning's advice for interactive clusters and its num_workers hint are noise for this CLI.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
     warnings.filterwarnings("ignore", message=".*Experiment logs directory .* exists and is not empty.*")
     cli = _cli_class()(
         AlignmentModule,
