@@ -52,6 +52,7 @@ class NaiveEEGFormer(nn.Module):
         h, s, c = ref.hyper, ref.n_chans, ref.n_filters
         k, d, m = h["kernel_size"], ref.seq_len, ref.n_segments
         self.s, self.c, self.d, self.m, self.out_shape = s, c, d, m, ref.out_shape
+        self.downsample = h["downsample"]
         self.conv1 = nn.Conv1d(s, s, k, groups=s)
         self.conv2 = nn.Conv1d(s, s, k, groups=s)
         self.conv3 = nn.Conv1d(s, s * c, k, groups=s)
@@ -67,6 +68,8 @@ class NaiveEEGFormer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, c, d, m = x.shape[0], self.s, self.c, self.d, self.m
+        if self.downsample > 1:
+            x = F.avg_pool1d(x, self.downsample)
         x = F.relu(self.conv3(F.relu(self.conv2(F.relu(self.conv1(x))))))[..., :d]
         x = x.reshape(b, s, c, d)
         # regional: attention over filters
@@ -201,14 +204,16 @@ class NaiveEEGNetTransformer(nn.Module):
         return torch.stack(out, dim=1).reshape(b, *self.out_shape)
 
 
-def _convert_state(ours: nn.Module, naive: nn.Module) -> dict[str, torch.Tensor]:
-    sd = dict(ours.state_dict())
+def convert_state(ours: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename (and unstack) an eegalign encoder's state dict (or any name -> tensor dict) for its naive twin."""
+    sd = dict(state)
     if isinstance(ours, EEGNetTransformer):
         for i in range(ours.out_tokens):
-            sd[f"heads.{i}.0.weight"], sd[f"heads.{i}.0.bias"] = sd["head_w1"][i], sd["head_b1"][i]
-            sd[f"heads.{i}.3.weight"], sd[f"heads.{i}.3.bias"] = sd["head_w2"][i], sd["head_b2"][i]
+            for j, (w, b) in ((0, ("head_w1", "head_b1")), (3, ("head_w2", "head_b2"))):
+                if w in sd:
+                    sd[f"heads.{i}.{j}.weight"], sd[f"heads.{i}.{j}.bias"] = sd[w][i], sd[b][i]
         for key in ("head_w1", "head_b1", "head_w2", "head_b2"):
-            del sd[key]
+            sd.pop(key, None)
         sd = {(f"encoder.layers.{k[len('encoder.'):]}" if k.startswith("encoder.") else k): v for k, v in sd.items()}
     return sd
 
@@ -217,5 +222,5 @@ def naive_from(ours: nn.Module) -> nn.Module:
     """The naive twin of an eegalign reference-family encoder, holding the same weights."""
     cls = {EEGFormer: NaiveEEGFormer, NervFormer: NaiveNervFormer, EEGNetTransformer: NaiveEEGNetTransformer}[type(ours)]
     naive = cls(ours)
-    naive.load_state_dict(_convert_state(ours, naive), strict=True)
+    naive.load_state_dict(convert_state(ours, ours.state_dict()), strict=True)
     return naive.train(ours.training)

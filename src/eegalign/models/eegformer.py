@@ -11,7 +11,7 @@ Shapes (reference preset, x: (B, S=128 electrodes, T=440 samples)):
   -> (B, S=128, C=20, D=350)
 - regional: x @ W_r (D x D) + E_r (S, C, D) -> (B*S, C, D) -> pre-norm blocks (attention over C)
 - synchronous: (B, C, S, D) @ W_s (D x D) + E_s (C, S, D) -> (B*C, S, D) -> blocks (over S)
-- temporal: (B, C*S=2560, M=35, 10).mean(-1) -> (B, M=35, L=2560) @ W_t (L x L) + E_t (M, L)
+- temporal: (B, C*S=2560, M=hidden_dim=35, 10).mean(-1) -> (B, M=35, L=2560) @ W_t (L x L) + E_t (M, L)
   -> blocks with E=L=2560 (over M)
 - weighted pooling over the L positions: score = Linear(M,8) -> Tanh -> Linear(8,1),
   softmax over L, weighted sum -> (B, M=35)
@@ -24,8 +24,9 @@ Where this differs from the reference on purpose:
 - the reference reshapes the temporal module's (filters x electrodes) features back in the wrong
   order before pooling; we keep one consistent order (filter-major, ``c * S + s``). The weighted
   pooling is permutation-invariant over positions, so the function is the same.
-- sizes (D, M, L) are computed from ``n_chans``/``n_times``; the time axis after the tokenizer is
-  cropped to a multiple of ``segment`` (no-op for 440 samples).
+- sizes (D, L) are computed from ``n_chans``/``n_times``; the time axis after the tokenizer is
+  cropped to a multiple of ``hidden_dim`` = M (no-op for 440 samples: 350 = 35 x 10).
+  ``downsample`` > 1 (small preset only) averages the input over that many samples first.
 - attention runs through ``scaled_dot_product_attention`` (no attention weights materialised);
   the learned mixing matrices are initialised Xavier-uniform and the additive embeddings with
   N(0, 0.02) (the reference's initialisation of these is not documented).
@@ -69,12 +70,12 @@ class EEGFormer(EncoderBase):
     routes = ("image",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "reference": dict(
-            hidden_dim=35, depth_filters=20, kernel_size=31, num_heads=2, num_blocks=1, segment=10,
+            hidden_dim=35, depth_filters=20, kernel_size=31, num_heads=2, num_blocks=1, downsample=1,
             dropout=0.3, head_dropout=0.1, head_mult=37, temporal_heads=2,
         ),
-        # ~100x fewer FLOPs: 8 filters, short kernels, coarse segments; trains on CPU in minutes.
+        # ~200x fewer FLOPs: input averaged over 4 samples, 2 filters, 7-tap kernels, 8 segments.
         "small": dict(
-            hidden_dim=16, depth_filters=4, kernel_size=7, num_heads=2, num_blocks=1, segment=20,
+            hidden_dim=8, depth_filters=2, kernel_size=7, num_heads=2, num_blocks=1, downsample=4,
             dropout=0.1, head_dropout=0.1, head_mult=8, temporal_heads=2,
         ),
     }
@@ -82,12 +83,16 @@ class EEGFormer(EncoderBase):
     def __init__(self, n_chans: int = 128, n_times: int = 440, out_shape=(1024,), preset: str | None = None, **hyper: Any):
         super().__init__(n_chans, n_times, out_shape, preset, **hyper)
         h = self.hyper
-        s, k, c, seg = self.n_chans, h["kernel_size"], h["depth_filters"], h["segment"]
-        d = self.n_times - 3 * (k - 1)  # time samples after three valid convolutions
-        if d < seg:
-            raise ConfigError(f"eegformer: {self.n_times} samples are too few for kernel_size {k} and segment {seg}")
-        m = d // seg
+        s, k, c, m = self.n_chans, h["kernel_size"], h["depth_filters"], h["hidden_dim"]
+        d = self.n_times // h["downsample"] - 3 * (k - 1)  # time samples after three valid convolutions
+        if d < m:
+            raise ConfigError(
+                f"eegformer: {self.n_times} samples are too few for kernel_size {k} and hidden_dim {m} segments"
+            )
+        seg = d // m  # samples per temporal segment (10 for 440 samples)
         self.n_filters, self.n_segments, self.seq_len = c, m, m * seg
+        if self.seq_len % h["num_heads"]:
+            raise ConfigError(f"eegformer: attention width {self.seq_len} is not divisible by num_heads {h['num_heads']}")
         length = c * s
         self.conv1 = nn.Conv1d(s, s, k, groups=s)
         self.conv2 = nn.Conv1d(s, s, k, groups=s)
@@ -104,6 +109,8 @@ class EEGFormer(EncoderBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, c, d, m = x.shape[0], self.n_chans, self.n_filters, self.seq_len, self.n_segments
+        if self.hyper["downsample"] > 1:  # (B, S, T) -> (B, S, T // downsample); not in the reference
+            x = F.avg_pool1d(x, self.hyper["downsample"])
         x = F.relu(self.conv1(x))  # (B, S, T) -> (B, S, T-k+1)
         x = F.relu(self.conv2(x))
         x = F.relu(self.conv3(x))[..., :d]  # (B, S*C, D), channel = s*C + c

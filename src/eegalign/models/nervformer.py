@@ -25,7 +25,8 @@ Where this differs from the reference on purpose (same function throughout):
   first and then the convolution with stride 5 (both are linear and commute), which needs
   ~5.6x fewer multiply-adds and never builds the (B, 40, C, 416) tensor. ``fast_conv=False``
   runs the literal order.
-- attention through ``scaled_dot_product_attention``; the PE length comes from ``n_times``.
+- attention through ``scaled_dot_product_attention``; the PE length comes from ``n_times``; the
+  (C x 1) spatial convolutions run as one matmul each.
 - the reference registers its ``TransformerEncoderLayer`` template as a module *and* hands it to
   ``nn.TransformerEncoder`` (which deep-copies it), so one unused layer (1,315,072 parameters,
   no compute, never any gradient) is part of its parameter count and state dict. The reference
@@ -67,6 +68,15 @@ class _ConvPool(nn.Module):
         return F.conv2d(x, self.conv.weight, self.conv.bias, stride=(1, self.stride))
 
 
+class _SpatialConv(nn.Conv2d):
+    """Conv2d(cin, cout, (C, 1)) over all electrodes, computed as one matmul (same parameters and function)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, C, T) -> (B, Cout, 1, T)
+        b, cin, c, t = x.shape
+        y = torch.matmul(self.weight.view(self.out_channels, cin * c), x.reshape(b, cin * c, t))  # (B, Cout, T)
+        return (y + self.bias.unsqueeze(1)).unsqueeze(2)
+
+
 class _Branch(nn.Module):
     """One convolutional branch -> (B, F, 1, N) tokens, then self-attention + residual + LayerNorm."""
 
@@ -74,9 +84,9 @@ class _Branch(nn.Module):
         super().__init__()
         self.order = order
         if order == "ts":  # temporal conv (+pool) then spatial conv
-            self.conv_a, self.conv_b = _ConvPool(1, f, k, pool, stride, fast), nn.Conv2d(f, f, (n_chans, 1))
+            self.conv_a, self.conv_b = _ConvPool(1, f, k, pool, stride, fast), _SpatialConv(f, f, (n_chans, 1))
         else:  # spatial conv then temporal conv (+pool)
-            self.conv_a, self.conv_b = nn.Conv2d(1, f, (n_chans, 1)), _ConvPool(f, f, k, pool, stride, fast)
+            self.conv_a, self.conv_b = _SpatialConv(1, f, (n_chans, 1)), _ConvPool(f, f, k, pool, stride, fast)
         self.bn_a, self.bn_b = nn.BatchNorm2d(f), nn.BatchNorm2d(f)
         self.drop = nn.Dropout(drop)
         self.attn = SelfAttention(f, heads)
@@ -101,7 +111,7 @@ class NervFormer(EncoderBase):
             hidden=2048, feat_dim=1440, proj_dropout=0.5, fast_conv=True, unused_template_layer=True,
         ),
         "small": dict(
-            d_model=32, nhead=4, num_layers=1, dim_feedforward=64, dropout=0.1, filters=16, kernel=13,
+            d_model=32, nhead=2, num_layers=1, dim_feedforward=64, dropout=0.0, filters=16, kernel=13,
             pool=31, pool_stride=8, branch_heads=4, cross_heads=4, cross_dropout=0.5, conv_dropout=0.5,
             hidden=128, feat_dim=128, proj_dropout=0.5, fast_conv=True, unused_template_layer=False,
         ),

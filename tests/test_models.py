@@ -1,0 +1,214 @@
+"""The encoder registry: contract, shapes, gradients, determinism, other montages, parameter counts,
+and equivalence of eegalign's fast implementations with straightforward ones (benchmarks/naive_reference.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from eegalign.errors import ConfigError, EEGAlignError
+from eegalign.models import build_model, count_parameters, encoder_config, list_models, model_class
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from naive_reference import convert_state, naive_from  # noqa: E402
+
+TEXT = (77, 768)
+IMAGE = (1024,)
+
+# One case per registered model: small but real configurations (every model must be listed here).
+CASES: dict[str, dict] = {
+    "eegformer": dict(preset="small"),
+    "nervformer": dict(preset="small"),
+    "eegnet_transformer": dict(preset="small"),
+    "mlp": dict(preset="small"),
+    "braindecode_eegnet": dict(preset="small"),
+    "braindecode_shallow": dict(preset="small"),
+    "braindecode_conformer": dict(preset="small"),
+    "braindecode_atcnet": dict(preset="small"),
+}
+
+REFERENCE_PARAMS = {"eegformer": 91_771_961, "nervformer": 20_765_424, "eegnet_transformer": 63_257_104}
+
+
+def _shapes(name: str) -> list[tuple[int, ...]]:
+    routes = model_class(name).routes
+    return [s for r, s in (("image", IMAGE), ("text", TEXT)) if r in routes]
+
+
+def test_registry_is_complete():
+    assert set(list_models()) == set(CASES), "every registered model needs a test case (and vice versa)"
+    for name in list_models():
+        assert "reference" in model_class(name).presets and "small" in model_class(name).presets
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_reference_parameter_counts(name):
+    model = build_model(name, preset="reference")
+    assert count_parameters(model) == REFERENCE_PARAMS[name]
+    assert (model.n_chans, model.n_times) == (128, 440)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_forward_backward_shapes(name):
+    torch.manual_seed(0)
+    for out_shape in _shapes(name):
+        model = build_model(name, out_shape=out_shape, **CASES[name]).train()
+        assert model.out_shape == out_shape
+        x = torch.randn(3, 128, 440)
+        y = model(x)
+        assert y.shape == (3, *out_shape)
+        assert torch.isfinite(y).all()
+        y.square().mean().backward()
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        missing = [n for n, p in trainable if p.grad is None]
+        assert not missing, f"parameters without gradient: {missing[:5]}"
+        assert all(torch.isfinite(p.grad).all() for _, p in trainable)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_other_montage_and_output_shape(name):
+    torch.manual_seed(0)
+    out_shape = (5, 12) if "text" in model_class(name).routes else (48,)
+    model = build_model(name, n_chans=63, n_times=250, out_shape=out_shape, **CASES[name]).eval()
+    with torch.no_grad():
+        y = model(torch.randn(2, 63, 250))
+    assert y.shape == (2, *out_shape)
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_deterministic_under_seed_and_config_roundtrip(name):
+    x = torch.randn(2, 128, 440)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = build_model(name, **CASES[name])
+        torch.manual_seed(7)
+        outs.append(model.train()(x))  # dropout masks from the same seed
+    assert torch.equal(outs[0], outs[1])
+    cfg = encoder_config(model)
+    assert json.loads(json.dumps(cfg)) == cfg  # plain JSON
+    clone = build_model(**cfg)
+    clone.load_state_dict(model.state_dict(), strict=True)
+    model.eval(), clone.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), clone(x))
+    torch.manual_seed(124)
+    other = build_model(name, **CASES[name]).eval()
+    with torch.no_grad():
+        assert not torch.allclose(other(x), model(x)), "a different seed must give a different initialisation"
+
+
+def test_hyperparameters_override_presets_and_errors_are_one_line():
+    m = build_model("mlp", preset="small", hidden=8)
+    assert m.hyper["hidden"] == 8 and encoder_config(m)["hidden"] == 8
+    with pytest.raises(ConfigError, match="unknown model"):
+        build_model("nope")
+    with pytest.raises(ConfigError, match="no preset"):
+        build_model("mlp", preset="huge")
+    with pytest.raises(ConfigError, match="no option"):
+        build_model("mlp", hiddden=3)
+    with pytest.raises(ConfigError):
+        build_model("eegformer", preset="small", n_times=20)
+
+
+def test_braindecode_missing_gives_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "braindecode.models", None)  # import fails as if not installed
+    with pytest.raises(EEGAlignError, match=r"pip install 'eegalign\[baselines\]'"):
+        build_model("braindecode_eegnet", preset="small")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast implementations compute the reference function
+# ---------------------------------------------------------------------------------------------
+
+NO_DROPOUT = {
+    "eegformer": dict(dropout=0.0, head_dropout=0.0),
+    "nervformer": dict(dropout=0.0, cross_dropout=0.0, conv_dropout=0.0, proj_dropout=0.0),
+    "eegnet_transformer": dict(dropout=0.0),
+}
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max()) if a.numel() else 0.0
+
+
+@pytest.mark.parametrize("name", sorted(NO_DROPOUT))
+def test_matches_naive_reference_small(name):
+    """Same weights in the naive twin: same outputs (eval), same outputs and gradients (train, no dropout)."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 128, 440)
+    ours = build_model(name, preset="small").eval()
+    naive = naive_from(ours).eval()
+    with torch.no_grad():
+        assert _rel(ours(x), naive(x)) < 1e-5
+    ours = build_model(name, preset="small", **NO_DROPOUT[name]).train()
+    naive = naive_from(ours).train()
+    ya, yb = ours(x), naive(x)
+    assert _rel(ya, yb) < 1e-5
+    ya.square().mean().backward()
+    yb.square().mean().backward()
+    ga = convert_state(ours, {k: p.grad for k, p in ours.named_parameters() if p.grad is not None})
+    gb = {k: p.grad for k, p in naive.named_parameters() if p.grad is not None}
+    assert sorted(ga) == sorted(gb)
+    scale = max(float(g.abs().max()) for g in gb.values())
+    for k in gb:  # relative to the largest gradient: some (e.g. BN before BN) are ~0 up to rounding
+        assert float((ga[k] - gb[k]).abs().max()) < 1e-4 * scale, k
+    sb = naive.state_dict()
+    for k, a in ours.state_dict().items():
+        if "running" in k:  # BatchNorm running statistics updated identically
+            assert torch.allclose(a, sb[k], rtol=1e-5, atol=1e-6), k
+
+
+def test_fused_eegnet_front_end_matches_literal_layers():
+    """Reference kernel sizes, training mode: batch statistics, running statistics and gradients agree."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 120) * 2 + 0.5  # not z-scored: the statistics must still be exact
+    fast = build_model("eegnet_transformer", n_chans=16, n_times=120, out_shape=(4, 8), preset="reference",
+                       n_layers=1, dropout=0.0)
+    slow = build_model("eegnet_transformer", n_chans=16, n_times=120, out_shape=(4, 8), preset="reference",
+                       n_layers=1, dropout=0.0, fast_frontend=False)
+    slow.load_state_dict(fast.state_dict())
+    for step in range(2):
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = fast.front(xa), slow.front(xb)
+        assert _rel(ya, yb) < 1e-5
+        ya.sum().backward()
+        yb.sum().backward()
+        assert _rel(xa.grad, xb.grad) < 1e-5
+    assert torch.allclose(fast.front.bn1.running_mean, slow.front.bn1.running_mean, atol=1e-6)
+    assert torch.allclose(fast.front.bn1.running_var, slow.front.bn1.running_var, rtol=1e-5)
+    assert int(fast.front.bn1.num_batches_tracked) == int(slow.front.bn1.num_batches_tracked) == 2
+    ga, gb = fast.front.conv_t.weight.grad, slow.front.conv_t.weight.grad
+    assert _rel(ga, gb) < 1e-4
+    fast.eval(), slow.eval()
+    with torch.no_grad():
+        assert _rel(fast.front(x), slow.front(x)) < 1e-5
+
+
+def test_nervformer_fast_conv_is_the_same_function():
+    torch.manual_seed(0)
+    a = build_model("nervformer", preset="small").eval()
+    b = build_model("nervformer", preset="small", fast_conv=False).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 128, 440)
+    with torch.no_grad():
+        assert _rel(a(x), b(x)) < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_reference_forward_and_naive_equivalence(name):
+    torch.manual_seed(0)
+    ours = build_model(name, preset="reference").eval()
+    naive = naive_from(ours).eval()
+    x = torch.randn(2, 128, 440)
+    with torch.no_grad():
+        y = ours(x)
+        assert y.shape == (2, *ours.out_shape)
+        assert _rel(y, naive(x)) < 1e-5
