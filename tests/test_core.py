@@ -52,6 +52,19 @@ def test_atomic_dir_success_and_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
 
 
+def test_atomic_outputs_get_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "d") as tmp:
+            write_json(tmp / "f.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "d" / "f.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_atomic_file_keeps_old_content_on_failure(tmp_path: Path) -> None:
     f = tmp_path / "a.json"
     write_json(f, {"a": 1})

@@ -17,6 +17,12 @@ from typing import Any
 from eegalign.errors import DataError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; rename it to ``final`` only if the block succeeds.
@@ -27,6 +33,7 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); outputs get the usual permissions
     try:
         yield tmp
         if final.exists():
@@ -51,6 +58,7 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}-", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600)
     try:
         yield tmp
         os.replace(tmp, final)
