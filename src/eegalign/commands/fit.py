@@ -109,9 +109,13 @@ def _appending_csv_logger() -> type:
 def run_lightning(subcommand: str, argv: list[str]) -> int:
     """Run ``LightningCLI`` for ``subcommand`` (fit/validate/test/predict) with ``argv``; return 0.
 
-    Configuration errors are reported by jsonargparse (usage + one error line, exit status 2).
+    A configuration error (unknown key, unknown class, bad value) becomes one ConfigError line
+    (exit status 2) instead of jsonargparse's full usage text.
     """
+    import argparse
     import warnings
+
+    from eegalign.errors import ConfigError
 
     from eegalign.data.datamodule import EEGDataModule
     from eegalign.system import AlignmentModule
@@ -120,16 +124,29 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
     warnings.filterwarnings("ignore", message=".*Experiment logs directory .* exists and is not empty.*")
-    cli = _cli_class()(
-        AlignmentModule,
-        EEGDataModule,
-        subclass_mode_model=False,
-        subclass_mode_data=False,
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-        parser_kwargs={"prog": "eegalign", "description": DESCRIPTION},
-        args=[subcommand, *argv],
-        run=True,
-    )
+    try:
+        cli = _cli_class()(
+            AlignmentModule,
+            EEGDataModule,
+            subclass_mode_model=False,
+            subclass_mode_data=False,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            parser_kwargs={"prog": "eegalign", "description": DESCRIPTION, "exit_on_error": False},
+            args=[subcommand, *argv],
+            run=True,
+        )
+    except argparse.ArgumentError as e:
+        raise ConfigError(_one_line_config_error(str(e), subcommand)) from e
     del cli
     return 0
+
+
+def _one_line_config_error(message: str, subcommand: str) -> str:
+    """jsonargparse's multi-line explanation folded into one line, with where to look next."""
+    parts = [ln.strip(" -") for ln in message.splitlines() if ln.strip(" -")]
+    text = "; ".join(parts).replace(f"unrecognized arguments: {subcommand} ", "unrecognized arguments: ")
+    hint = f"see `eegalign {subcommand} --help`"
+    if "class_path" in text:
+        hint += " and `eegalign models` for the encoders"
+    return f"invalid configuration: {text} ({hint})"
