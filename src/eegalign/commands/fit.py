@@ -145,7 +145,7 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
 def _one_line_config_error(message: str, subcommand: str) -> str:
     """jsonargparse's multi-line explanation folded into one line, with where to look next."""
     parts = [ln.strip(" -") for ln in message.splitlines() if ln.strip(" -")]
-    text = "; ".join(parts).replace(f"unrecognized arguments: {subcommand} ", "unrecognized arguments: ")
+    text = "".join(p + (" " if p.endswith(":") else "; ") for p in parts).rstrip("; ").replace(f"unrecognized arguments: {subcommand} ", "unrecognized arguments: ")
     hint = f"see `eegalign {subcommand} --help`"
     if "class_path" in text:
         hint += " and `eegalign models` for the encoders"
