@@ -67,7 +67,6 @@ Splits are by image (all subjects' trials of an image share a split), stratified
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -77,6 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eegalign.data.sources import image_id_from_bytes  # one definition of an image id, shared with the readers
 from eegalign.errors import ConfigError, DataError
 
 __all__ = ["SyntheticWorld", "image_id_from_bytes", "write_synthetic_dataset", "SPLITS"]
@@ -91,11 +91,6 @@ LATENCY_JITTER_S = 0.006  # std of the per-trial latency jitter (seconds)
 TEXT_NORM = 28.0
 TEMPLATES = ("an image of {}", "a photo of {}", "a picture of {}", "a photograph of {}")
 _CHUNK = 128  # trials generated per vectorised block (fixed: part of the deterministic stream)
-
-
-def image_id_from_bytes(b: bytes) -> str:
-    """The image id used everywhere: first 16 hex characters of the sha1 of the encoded bytes."""
-    return hashlib.sha1(b).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
