@@ -94,7 +94,7 @@ def test_checkpoint_errors_leave_no_output(small_cache: Path, tmp_path: Path, ca
     assert rc == 2 and "wrong route" in err and not out.exists()
 
 
-def test_predictions_file_with_and_without_train_targets(tmp_path: Path) -> None:
+def test_predictions_file_with_train_targets_file(tmp_path: Path) -> None:
     p = _toy_predictions(tmp_path / "p.safetensors", route="text")
     rng = np.random.default_rng(1)
     save_tensors(tmp_path / "train.safetensors", {"embeddings": rng.normal(size=(20, 6, 8)).astype(np.float32), "label": np.arange(20) % 4})
@@ -106,11 +106,6 @@ def test_predictions_file_with_and_without_train_targets(tmp_path: Path) -> None
     assert m["retrieval"]["all_top1"]["value"] > 0.5 and m["baselines"]["permutation_p"] == pytest.approx(0.01)
     assert "retrieval_averaged" in m and (out / "figures" / "token_cosine.png").is_file()
     np.testing.assert_array_equal(Predictions.load(out / "predictions.safetensors").pred, p.pred)
-    out2 = tmp_path / "without"
-    assert main([*args[:-len(FAST) - 2], "--out", str(out2), *FAST]) == 0
-    m2 = json.loads((out2 / "metrics.json").read_text())
-    assert m2["settings"]["baseline_source"] == "split"
-    assert "split mean (no train targets given; optimistic)" in (out2 / "report.md").read_text()
 
 
 def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -134,10 +129,15 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture)
 
 
 def test_compare_runs(tmp_path: Path) -> None:
+    from eegalign.io import write_json
+    from eegalign.metrics import compute_metrics
+
     _toy_predictions(tmp_path / "img.safetensors", "image")
-    _toy_predictions(tmp_path / "txt.safetensors", "text")
-    for name in ("img", "txt"):
-        assert main(["evaluate", "--predictions", str(tmp_path / f"{name}.safetensors"), "--out", str(tmp_path / name), *FAST]) == 0
+    assert main(["evaluate", "--predictions", str(tmp_path / "img.safetensors"), "--out", str(tmp_path / "img"), *FAST]) == 0
+    assert "split mean" in json.loads((tmp_path / "img" / "metrics.json").read_text())["settings"]["baseline_label"]
+    t = _toy_predictions(tmp_path / "txt.safetensors", "text")
+    m_txt, _ = compute_metrics(t.pred, t.true, t.image_ids, t.label, t.subject, n_boot=50, n_perm=49)
+    write_json(tmp_path / "txt" / "metrics.json", m_txt)
     out = tmp_path / "cmp"
     assert main(["compare", str(tmp_path / "img"), str(tmp_path / "txt" / "metrics.json"), "--out", str(out)]) == 0
     import pandas as pd
@@ -146,6 +146,7 @@ def test_compare_runs(tmp_path: Path) -> None:
     assert list(table["run"]) == ["img", "txt"] and list(table["route"]) == ["image", "text"]
     img = json.loads((tmp_path / "img" / "metrics.json").read_text())
     assert table.loc[0, "all_top1"] == pytest.approx(img["retrieval"]["all_top1"]["value"])
+    assert table.loc[1, "class_top1"] == pytest.approx(m_txt["classification"]["top1"]["value"])
     assert table.loc[0, "all_top1_chance"] == pytest.approx(1 / 12)
     assert (out / "compare.png").is_file() and "img" in (out / "compare.html").read_text()
     assert main(["compare", str(tmp_path / "nothing"), "--out", str(tmp_path / "cmp2")]) == 2
