@@ -457,7 +457,13 @@ def compute_metrics(
     baseline_pred = mean_target[None]  # (1, ...): the same prediction for every trial
 
     arrays: dict[str, np.ndarray] = {"label": label, "subject": subject, "answer": answer, "cand_label": cand_label}
-    metrics: dict = {"n": n, "route": route, "n_images": len(ids), "n_subjects": int(len(np.unique(subject)))}
+    metrics: dict = {
+        "n": n,
+        "route": route,
+        "n_images": len(ids),
+        "n_candidates": len(ids),  # all-way retrieval candidates (= distinct images of the split)
+        "n_subjects": int(len(np.unique(subject))),
+    }
 
     draws_cache: dict[int, np.ndarray] = {}
 
