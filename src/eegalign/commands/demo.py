@@ -1,0 +1,141 @@
+"""`eegalign demo`: the embedded default, end to end on CPU.
+
+synthetic data set -> prepare (cache) -> fit a small preset (configs/demo.yaml) -> evaluate
+(metrics + HTML report) -> ridge baseline for comparison -> (optional) generate.
+Every stage is the same code a user runs through its own command; the demo only chains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="output directory (created; must not hold another demo)")
+    p.add_argument("--route", choices=["image", "text"], default="image", help="which CLIP target to decode")
+    p.add_argument("--subjects", type=int, default=6, help="synthetic subjects")
+    p.add_argument("--classes", type=int, default=40, help="synthetic classes (<= 40)")
+    p.add_argument("--images-per-class", type=int, default=5, help="synthetic images per class")
+    p.add_argument("--snr", type=float, default=None, help="synthetic signal-to-noise ratio (default: simulator's)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: configs/demo.yaml)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sd-model", default=None, help="Stable Diffusion 1.5 dir/hub id: also generate images")
+    p.add_argument("--ip-adapter", default=None, help="IP-Adapter weights (image route generation)")
+    p.add_argument("--classifier", default=None, help="ImageNet classifier dir/hub id for N-way accuracy")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing demo in --out")
+
+
+def _stage(title: str) -> float:
+    print(f"\n== {title}", flush=True)
+    return time.perf_counter()
+
+
+def _call(argv: list[str]) -> None:
+    """Run one eegalign command in-process; a failure stops the demo with that command's error."""
+    from eegalign.cli import main
+    from eegalign.errors import EEGAlignError
+
+    code = main(argv)
+    if code:
+        raise EEGAlignError(f"demo stopped: `eegalign {' '.join(argv)}` exited with status {code}")
+
+
+def _best_checkpoint(run_dir: Path) -> Path:
+    from eegalign.errors import EEGAlignError
+
+    ckpts = sorted(p for p in run_dir.rglob("*.ckpt") if p.name != "last.ckpt")
+    if not ckpts:
+        raise EEGAlignError(f"training wrote no checkpoint under {run_dir}")
+    best = [p for p in ckpts if "best" in p.name]
+    return (best or ckpts)[-1]
+
+
+def run(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from eegalign.errors import ConfigError
+
+    out: Path = args.out
+    marker = out / "demo.json"
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ConfigError(f"{out} is not empty; pass --overwrite or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+
+    data_dir, cache_dir, run_dir = out / "data", out / "cache", out / "run"
+    eval_dir, ridge_dir = out / "evaluation", out / "ridge"
+
+    t = _stage("1/5 synthetic data set")
+    synth = ["data", "synth", "--out", str(data_dir), "--subjects", str(args.subjects), "--classes", str(args.classes),
+             "--images-per-class", str(args.images_per_class), "--seed", str(args.seed), "--overwrite"]
+    if args.snr is not None:
+        synth += ["--snr", str(args.snr)]
+    _call(synth)
+    print(f"   {time.perf_counter() - t:.1f}s")
+
+    t = _stage("2/5 prepare the cache")
+    _call(["data", "prepare", "--source", str(data_dir), "--out", str(cache_dir), "--overwrite"])
+    print(f"   {time.perf_counter() - t:.1f}s")
+
+    t = _stage("3/5 train a small encoder (configs/demo.yaml)")
+    config = resources.files("eegalign.configs").joinpath("demo.yaml" if args.route == "image" else "demo_text.yaml")
+    fit = ["fit", "--config", str(config), "--data.cache", str(cache_dir), "--trainer.default_root_dir", str(run_dir),
+           "--seed_everything", str(args.seed)]
+    if args.epochs is not None:
+        fit += ["--trainer.max_epochs", str(args.epochs)]
+    _call(fit)
+    ckpt = _best_checkpoint(run_dir)
+    print(f"   {time.perf_counter() - t:.1f}s  checkpoint: {ckpt}")
+
+    t = _stage("4/5 evaluate on the test split (+ ridge baseline)")
+    _call(["evaluate", "--ckpt", str(ckpt), "--cache", str(cache_dir), "--split", "test", "--out", str(eval_dir)])
+    _call(["baseline", "ridge", "--cache", str(cache_dir), "--route", args.route, "--split", "test", "--out", str(ridge_dir)])
+    _call(["evaluate", "--predictions", str(ridge_dir / "predictions.safetensors"), "--train-targets", str(cache_dir),
+           "--out", str(ridge_dir / "evaluation")])
+    _call(["compare", str(eval_dir), str(ridge_dir / "evaluation"), "--out", str(out / "comparison")])
+    print(f"   {time.perf_counter() - t:.1f}s")
+
+    if args.sd_model:
+        t = _stage("5/5 generate images")
+        gen = ["generate", "--predictions", str(eval_dir / "predictions.safetensors"), "--sd-model", args.sd_model,
+               "--out", str(out / "generation"), "--limit", "8"]
+        if args.ip_adapter:
+            gen += ["--ip-adapter", args.ip_adapter]
+        if args.classifier:
+            gen += ["--classifier", args.classifier]
+        _call(gen)
+        print(f"   {time.perf_counter() - t:.1f}s")
+    else:
+        _stage("5/5 generate images: skipped (pass --sd-model, --ip-adapter and --classifier to run it)")
+
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    headline = _headline(metrics)
+    from eegalign.io import write_json
+
+    write_json(marker, {"route": args.route, "checkpoint": str(ckpt), "seconds": time.perf_counter() - t_all,
+                        "headline": headline})
+    print("\n== result (test split, synthetic data)")
+    for line in headline:
+        print("   " + line)
+    print(f"\nreport: {eval_dir / 'report.html'}")
+    print(f"comparison with the ridge baseline: {out / 'comparison'}")
+    print(f"total time: {time.perf_counter() - t_all:.0f}s")
+    return 0
+
+
+def _headline(m: dict) -> list[str]:
+    r = m["retrieval"]["all_top1"]
+    base = m["baselines"]["train_mean"]
+    lines = [
+        f"retrieval top-1 among {m['n_images']} test images ({m['n']} trials): {100 * r['value']:.1f}% "
+        f"(95% CI {100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}%), chance {100 * r['chance']:.1f}%, "
+        f"train-mean baseline {100 * base['retrieval']['all_top1']['value']:.1f}%",
+        f"cosine(pred, true): {m['similarity']['cosine']['mean']:.3f} vs train-mean baseline "
+        f"{base['similarity']['cosine']['mean']:.3f}",
+    ]
+    if "permutation_p" in m["baselines"]:
+        lines.append(f"permutation test p = {m['baselines']['permutation_p']:.4f}")
+    return lines
