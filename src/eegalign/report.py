@@ -175,7 +175,14 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
     row = np.lexsort((pos[answer], label))
     fig, ax = plt.subplots(figsize=(6.5, 5.2))
     im = ax.imshow(sim[row][:, col], aspect="auto", interpolation="nearest", cmap="viridis")
-    ax.set_xlabel("candidate image (sorted by class)")
+    n_cls = len(np.unique(cand_label))
+    if 1 < n_cls <= 60:  # class boundaries
+        for b in np.flatnonzero(np.diff(cand_label[col])) + 0.5:
+            ax.axvline(b, color="white", lw=0.4, alpha=0.7)
+        for b in np.flatnonzero(np.diff(label[row])) + 0.5:
+            ax.axhline(b, color="white", lw=0.4, alpha=0.7)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("candidate image (sorted by class; white lines: class boundaries)")
     ax.set_ylabel("trial (sorted by class, then image)")
     fig.colorbar(im, ax=ax, label="cosine" + (" (train-mean centred)" if metrics["route"] == "text" else ""))
     save(fig, "similarity_matrix")
