@@ -119,26 +119,32 @@ def run_pair(name: str, preset: str, impls: list[str], batch: int, steps: int, t
             m.eval()
             m(x)
         times = {impl: [] for impl in impls}
+        cpu = {impl: [] for impl in impls}
         for _ in range(steps):
             for impl, (m, _) in models.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 m(x)
                 times[impl].append(time.perf_counter() - t0)
+                cpu[impl].append(time.process_time() - c0)
     for impl in impls:
         res[impl]["infer_sps"] = batch / min(times[impl])
+        res[impl]["infer_cpu_s_per_sample"] = min(cpu[impl]) / batch
     opts = {}
     for impl, (m, _) in models.items():
         m.train()
         opts[impl] = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
         _train_step(m, opts[impl], x, y)  # warm-up
     times = {impl: [] for impl in impls}
+    cpu = {impl: [] for impl in impls}
     for _ in range(steps):
         for impl, (m, _) in models.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             _train_step(m, opts[impl], x, y)
             times[impl].append(time.perf_counter() - t0)
+            cpu[impl].append(time.process_time() - c0)
     for impl in impls:
         res[impl]["train_sps"] = batch / min(times[impl])
+        res[impl]["train_cpu_s_per_sample"] = min(cpu[impl]) / batch
     return res
 
 
@@ -190,6 +196,7 @@ def main() -> None:
     peak = matmul_gflops()
     print(f"# machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, {platform.python_version()}")
     print(f"# dense fp32 matmul (2048^3): {peak:.1f} GFLOP/s")
+    print(f"# load average at start: {os.getloadavg()[0]:.1f} (other processes share these cores: see the CPU-time columns)")
 
     def sub(mode, name, preset, impl, batch, steps):
         cmd = [sys.executable, __file__, mode, name, preset, impl, str(batch), "--steps", str(steps), "--threads", str(args.threads)]
@@ -210,8 +217,14 @@ def main() -> None:
             r["batch"] = args.batch
         ours["speedup_train"] = ours["train_sps"] / naive["train_sps"]
         ours["speedup_infer"] = ours["infer_sps"] / naive["infer_sps"]
+        ours["speedup_train_cpu"] = naive["train_cpu_s_per_sample"] / ours["train_cpu_s_per_sample"]
+        ours["speedup_infer_cpu"] = naive["infer_cpu_s_per_sample"] / ours["infer_cpu_s_per_sample"]
         rows += [naive, ours]
-        print(f"# {name}: training x{ours['speedup_train']:.2f}, inference x{ours['speedup_infer']:.2f}", flush=True)
+        print(
+            f"# {name}: training x{ours['speedup_train']:.2f} wall / x{ours['speedup_train_cpu']:.2f} CPU time, "
+            f"inference x{ours['speedup_infer']:.2f} wall / x{ours['speedup_infer_cpu']:.2f} CPU time",
+            flush=True,
+        )
     if not args.no_small:
         for name in args.models:
             r = sub("--one", name, "small", "ours", args.small_batch, args.small_steps)
@@ -224,7 +237,8 @@ def main() -> None:
     fn_gflop = {(r["model"], r["preset"]): r["gflop"] for r in rows if r["impl"] == "naive"}
     hdr = (
         "| model | preset | impl | params | fwd GFLOP/sample | batch | infer samples/s | train samples/s "
-        "| train speed-up | peak RSS (GiB) | batch-1 latency (ms) | effective train GFLOP/s (% of matmul) |"
+        "| train speed-up (wall / CPU time) | infer speed-up (wall / CPU time) | train CPU-s/sample | peak RSS (GiB) "
+        "| batch-1 latency (ms) | effective train GFLOP/s (% of matmul) |"
     )
     print()
     print(hdr)
@@ -232,10 +246,12 @@ def main() -> None:
     for r in rows:
         g = fn_gflop.get((r["model"], r["preset"]), r["gflop"])
         eff = 3 * g * r["train_sps"]
-        sp = f"x{r['speedup_train']:.2f}" if "speedup_train" in r else ""
+        sp = f"x{r['speedup_train']:.2f} / x{r['speedup_train_cpu']:.2f}" if "speedup_train" in r else ""
+        si = f"x{r['speedup_infer']:.2f} / x{r['speedup_infer_cpu']:.2f}" if "speedup_infer" in r else ""
         print(
             f"| {r['model']} | {r['preset']} | {r['impl']} | {r['params']:,} | {r['gflop']:.2f} | {r['batch']} "
-            f"| {r['infer_sps']:.1f} | {r['train_sps']:.2f} | {sp} | {r['peak_rss_gib']:.2f} | {r['latency_ms']:.0f} "
+            f"| {r['infer_sps']:.1f} | {r['train_sps']:.2f} | {sp} | {si} | {r['train_cpu_s_per_sample']:.3f} "
+            f"| {r['peak_rss_gib']:.2f} | {r['latency_ms']:.0f} "
             f"| {eff:.1f} ({100 * eff / peak:.0f}%) |"
         )
     if args.json:

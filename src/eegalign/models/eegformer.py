@@ -43,7 +43,7 @@ from torch import nn
 
 from eegalign.errors import ConfigError
 from eegalign.models.base import EncoderBase
-from eegalign.models.layers import PreNormBlock
+from eegalign.models.layers import Dropout, PreNormBlock
 
 
 class _MixedTokens(nn.Module):
@@ -59,8 +59,9 @@ class _MixedTokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, G, N, D) -> (B, G, N, D)
         b, g, n, d = x.shape
-        x = torch.matmul(x, self.mix) + self.embedding  # (B, G, N, D) @ (D, D) + (G, N, D)
-        return self.blocks(x.reshape(b * g, n, d)).view(b, g, n, d)  # attention over the N axis
+        # one 2-D matmul (with a strided 4-D input, matmul would broadcast the weight per batch)
+        x = (x.reshape(b * g * n, d) @ self.mix).view(b, g, n, d) + self.embedding  # (B, G, N, D) + (G, N, D)
+        return self.blocks(x.view(b * g, n, d)).view(b, g, n, d)  # attention over the N axis
 
 
 class EEGFormer(EncoderBase):
@@ -103,7 +104,7 @@ class EEGFormer(EncoderBase):
         self.pool_score = nn.Sequential(nn.Linear(m, 8), nn.Tanh(), nn.Linear(8, 1))
         hidden = m * h["head_mult"]
         self.head = nn.Sequential(
-            nn.Linear(m, hidden), nn.GELU(), nn.Dropout(h["head_dropout"]), nn.Linear(hidden, self.out_features)
+            nn.Linear(m, hidden), nn.GELU(), Dropout(h["head_dropout"]), nn.Linear(hidden, self.out_features)
         )
         self.norm = nn.LayerNorm(self.out_shape[-1])
 

@@ -47,7 +47,7 @@ from torch import nn
 
 from eegalign.errors import ConfigError
 from eegalign.models.base import EncoderBase
-from eegalign.models.layers import PostNormEncoderLayer, SinusoidalPositionalEncoding
+from eegalign.models.layers import Dropout, PostNormEncoderLayer, SinusoidalPositionalEncoding
 
 
 def _lagged_moments(xp: torch.Tensor, k: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,14 +161,14 @@ class EEGNetTransformer(EncoderBase):
         self.front = _FusedTemporalSpatial(self.n_chans, f1, h["D"], h["kern_length"], h["fast_frontend"])
         self.bn2 = nn.BatchNorm2d(fd)
         self.pool1 = nn.AvgPool2d((1, h["pool1"]))
-        self.drop1 = nn.Dropout(h["dropout"])
+        self.drop1 = Dropout(h["dropout"])
         self.sep_dw = nn.Conv2d(
             fd, fd, (1, h["sep_kernel"]), padding=(0, h["sep_kernel"] // 2), stride=(1, h["sep_stride"]), groups=fd, bias=False
         )
         self.sep_pw = nn.Conv2d(fd, f2, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(f2)
         self.pool2 = nn.AvgPool2d((1, h["pool2"]))
-        self.drop2 = nn.Dropout(h["dropout"])
+        self.drop2 = Dropout(h["dropout"])
         self.proj = nn.Linear(f2, e)
         self.pos = SinusoidalPositionalEncoding(self.n_tokens, e)
         self.encoder = nn.Sequential(
@@ -180,7 +180,7 @@ class EEGNetTransformer(EncoderBase):
         self.head_b1 = nn.Parameter(torch.zeros(tokens, hid))
         self.head_w2 = nn.Parameter(torch.empty(tokens, dim, hid))
         self.head_b2 = nn.Parameter(torch.zeros(tokens, dim))
-        self.head_drop = nn.Dropout(h["dropout"])
+        self.head_drop = Dropout(h["dropout"])
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -46,7 +46,7 @@ from torch import nn
 
 from eegalign.errors import ConfigError
 from eegalign.models.base import EncoderBase
-from eegalign.models.layers import PostNormEncoderLayer, SelfAttention, SinusoidalPositionalEncoding
+from eegalign.models.layers import Dropout, PostNormEncoderLayer, SelfAttention, SinusoidalPositionalEncoding
 
 
 class _ConvPool(nn.Module):
@@ -88,7 +88,7 @@ class _Branch(nn.Module):
         else:  # spatial conv then temporal conv (+pool)
             self.conv_a, self.conv_b = _SpatialConv(1, f, (n_chans, 1)), _ConvPool(f, f, k, pool, stride, fast)
         self.bn_a, self.bn_b = nn.BatchNorm2d(f), nn.BatchNorm2d(f)
-        self.drop = nn.Dropout(drop)
+        self.drop = Dropout(drop)
         self.attn = SelfAttention(f, heads)
         self.norm = nn.LayerNorm(f)
 
@@ -142,11 +142,11 @@ class NervFormer(EncoderBase):
         self.cross_attn = SelfAttention(f, h["cross_heads"], h["cross_dropout"])
         self.cross_norm = nn.LayerNorm(f)
         self.mlp = nn.Sequential(
-            nn.Linear(2 * n_tok * f, h["hidden"]), nn.ReLU(), nn.Dropout(h["proj_dropout"]), nn.Linear(h["hidden"], h["feat_dim"])
+            nn.Linear(2 * n_tok * f, h["hidden"]), nn.ReLU(), Dropout(h["proj_dropout"]), nn.Linear(h["hidden"], h["feat_dim"])
         )
         tokens, dim = (1, *self.out_shape) if len(self.out_shape) == 1 else self.out_shape
         self.proj_in = nn.Linear(h["feat_dim"], tokens * dim)
-        self.proj_res = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.Dropout(h["proj_dropout"]))
+        self.proj_res = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), Dropout(h["proj_dropout"]))
         self.proj_norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
