@@ -202,3 +202,19 @@ def test_compute_metrics_text_route_and_averaging() -> None:
     assert arrays["token_cosine_curve"].shape == (5,)
     assert m["retrieval_averaged"]["n"] == len(pred)  # one trial per (image, subject) here
     assert m["retrieval_averaged"]["all_top1"]["value"] == m["retrieval"]["all_top1"]["value"]
+
+
+@pytest.mark.slow
+def test_full_size_text_route_is_fast() -> None:
+    """2,000 trials x 77 x 768 against 333 images, default resampling, well within a minute."""
+    import time
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(333, 77, 768)).astype(np.float32)
+    which = np.arange(2000) % 333
+    true = img[which]
+    pred = (true + 3 * rng.normal(size=true.shape)).astype(np.float32)
+    t0 = time.perf_counter()
+    m, _ = M.compute_metrics(pred, true, [str(i) for i in which], which % 40, which // 333, train_targets=img[:200], train_labels=np.arange(200) % 40)
+    assert time.perf_counter() - t0 < 60
+    assert m["retrieval"]["all_top1"]["value"] > 0.9 and m["baselines"]["permutation_p"] < 0.01
