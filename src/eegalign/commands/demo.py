@@ -80,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     _call(["data", "prepare", "--source", str(data_dir), "--out", str(cache_dir), "--overwrite"])
     print(f"   {time.perf_counter() - t:.1f}s")
 
-    t = _stage("3/5 train a small encoder (configs/demo.yaml)")
-    config = resources.files("eegalign.configs").joinpath("demo.yaml" if args.route == "image" else "demo_text.yaml")
+    config_name = "demo.yaml" if args.route == "image" else "demo_text.yaml"
+    t = _stage(f"3/5 train a small encoder (configs/{config_name})")
+    config = resources.files("eegalign.configs").joinpath(config_name)
     fit = ["fit", "--config", str(config), "--data.cache", str(cache_dir), "--trainer.default_root_dir", str(run_dir),
            "--seed_everything", str(args.seed)]
     if args.epochs is not None:
