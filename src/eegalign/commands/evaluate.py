@@ -74,7 +74,14 @@ def run(args: argparse.Namespace) -> int:
         if args.train_targets:
             train = load_train_targets(args.train_targets, preds.route)
         elif preds.cache and Path(preds.cache).is_dir():
-            train = load_train_targets(preds.cache, preds.route)
+            import sys
+
+            from eegalign.errors import DataError
+
+            try:
+                train = load_train_targets(preds.cache, preds.route)
+            except DataError as e:  # the recorded cache is not usable: fall back, and say so
+                print(f"eegalign: warning: no train targets from the recorded cache ({e}); using the split mean", file=sys.stderr)
     metrics = evaluate_to_dir(
         preds, args.out, train=train, context=context, overwrite=args.overwrite, n_boot=args.bootstrap,
         n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=args.average_trials or False,
