@@ -107,12 +107,27 @@ def _images_and_captions(cache: Any) -> tuple[list[str], list[str]]:
     return meta["image_id"].tolist(), meta["caption"].astype(str).tolist()
 
 
+def _encode_in_batches(n: int, batch_size: int, encode: Any, desc: str, progress: bool) -> np.ndarray:
+    """``encode(start, stop) -> (b, ...)`` over ``[0, n)`` in batches, with a progress bar -> (n, ...) float32."""
+    import torch
+    from tqdm.auto import tqdm
+
+    out: np.ndarray | None = None
+    with torch.inference_mode():
+        for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, file=sys.stderr):
+            emb = encode(start, min(start + batch_size, n))
+            if out is None:
+                out = np.empty((n, *emb.shape[1:]), dtype=np.float32)
+            out[start : start + len(emb)] = emb
+    if out is None:
+        raise DataError("the cache has no images to encode")
+    return out
+
+
 def embed_images(cache: Any, model: str = DEFAULT_IMAGE_MODEL, *, batch_size: int = 32, device: str = "auto",
                  dtype: str = "auto", progress: bool = True) -> Path:
     """Compute and store ``targets/image.safetensors`` (M, D) for every stimulus of ``cache``."""
-    import torch
     from PIL import Image
-    from tqdm.auto import tqdm
 
     from eegalign.io import save_tensors
 
@@ -123,15 +138,13 @@ def embed_images(cache: Any, model: str = DEFAULT_IMAGE_MODEL, *, batch_size: in
         raise DataError(f"cache {cache.path} lacks {len(missing)} of its {len(ids)} stimulus images ({why}); use --route text")
     dev = resolve_device(device)
     enc, processor = load_image_encoder(model, dev, resolve_dtype(dtype, dev))
-    out: np.ndarray | None = None
-    with torch.inference_mode():
-        for s in tqdm(range(0, len(ids), batch_size), desc="image targets", unit="batch", disable=not progress, file=sys.stderr):
-            batch = [Image.open(cache.image_path(i)).convert("RGB") for i in ids[s : s + batch_size]]
-            pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(dev, enc.dtype)
-            emb = enc(pixel_values=pixels).image_embeds.float().cpu().numpy()  # (b, D)
-            if out is None:
-                out = np.empty((len(ids), *emb.shape[1:]), dtype=np.float32)
-            out[s : s + len(batch)] = emb
+
+    def encode(start: int, stop: int) -> np.ndarray:
+        batch = [Image.open(cache.image_path(i)).convert("RGB") for i in ids[start:stop]]
+        pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(dev, enc.dtype)
+        return enc(pixel_values=pixels).image_embeds.float().cpu().numpy()  # (b, D)
+
+    out = _encode_in_batches(len(ids), batch_size, encode, "image targets", progress)
     path = cache.targets_path("image")
     save_tensors(path, {"embeddings": out}, {"image_ids": ids, "model": str(model), "route": "image"})
     return path
@@ -140,23 +153,19 @@ def embed_images(cache: Any, model: str = DEFAULT_IMAGE_MODEL, *, batch_size: in
 def embed_texts(cache: Any, model: str = DEFAULT_TEXT_MODEL, *, batch_size: int = 32, device: str = "auto",
                 dtype: str = "auto", progress: bool = True) -> Path:
     """Compute and store ``targets/text.safetensors`` (M, 77, width) from each image's caption."""
-    import torch
-    from tqdm.auto import tqdm
 
     from eegalign.io import save_tensors
 
     ids, captions = _images_and_captions(cache)
     dev = resolve_device(device)
     enc, tokenizer = load_text_encoder(model, dev, resolve_dtype(dtype, dev))
-    out: np.ndarray | None = None
-    with torch.inference_mode():
-        for s in tqdm(range(0, len(ids), batch_size), desc="text targets", unit="batch", disable=not progress, file=sys.stderr):
-            tok = tokenizer(captions[s : s + batch_size], padding="max_length", max_length=TEXT_TOKENS,
-                            truncation=True, return_tensors="pt")
-            hidden = enc(input_ids=tok["input_ids"].to(dev)).last_hidden_state.float().cpu().numpy()  # (b, 77, W)
-            if out is None:
-                out = np.empty((len(ids), *hidden.shape[1:]), dtype=np.float32)
-            out[s : s + len(hidden)] = hidden
+
+    def encode(start: int, stop: int) -> np.ndarray:
+        tok = tokenizer(captions[start:stop], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
+                        return_tensors="pt")
+        return enc(input_ids=tok["input_ids"].to(dev)).last_hidden_state.float().cpu().numpy()  # (b, 77, W)
+
+    out = _encode_in_batches(len(ids), batch_size, encode, "text targets", progress)
     path = cache.targets_path("text")
     save_tensors(path, {"embeddings": out}, {"image_ids": ids, "model": str(model), "route": "text"})
     return path
