@@ -5,7 +5,6 @@ their modules' tests; this file covers the cross-cutting list of the reliability
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

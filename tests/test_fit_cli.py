@@ -89,7 +89,6 @@ def test_tiny_fit_writes_run_dir_and_loadable_checkpoints(small_cache: Path, tmp
                                   "eegnet_transformer_text", "demo"])
 def test_shipped_configs_parse(name: str, small_cache: Path) -> None:
     """Every shipped config parses against the current classes (no training: --print_config)."""
-    from lightning.pytorch.cli import LightningCLI  # noqa: F401 - parse only
 
     from eegalign.commands.fit import _cli_class
     from eegalign.data.datamodule import EEGDataModule

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from eegalign.metrics import compute_metrics
 from eegalign.report import BLOCK_DESIGN_CAVEAT, Section, render_html, render_markdown, write_report

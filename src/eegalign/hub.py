@@ -8,7 +8,6 @@ minute on a machine without internet).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from eegalign.errors import WeightsError

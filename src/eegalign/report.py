@@ -161,7 +161,7 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
         ax.set_xlabel("subject")
         ax.set_title(key.replace("_", " "), fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, [f"model", f"{base_label}"], loc="upper right", ncol=2, frameon=False, fontsize=8)
+    fig.legend(handles, ["model", base_label], loc="upper right", ncol=2, frameon=False, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(fig_dir / "per_subject.png", dpi=110)
     plt.close(fig)
