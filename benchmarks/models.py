@@ -66,11 +66,21 @@ def _build(name: str, preset: str, impl: str):
     return (naive_from(ours) if impl == "naive" else ours), ours.out_shape
 
 
-def _train_step(model, opt, x, y) -> None:
+def _autocast(impl: str):
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if impl.endswith("bf16") else contextlib.nullcontext()
+
+
+def _train_step(model, opt, x, y, impl: str = "ours") -> None:
     import torch
 
     opt.zero_grad(set_to_none=True)
-    torch.nn.functional.mse_loss(model(x), y).backward()
+    with _autocast(impl):
+        loss = torch.nn.functional.mse_loss(model(x).float(), y)
+    loss.backward()
     opt.step()
 
 
@@ -117,13 +127,15 @@ def run_pair(name: str, preset: str, impls: list[str], batch: int, steps: int, t
     with torch.no_grad():
         for impl, (m, _) in models.items():
             m.eval()
-            m(x)
+            with _autocast(impl):
+                m(x)
         times = {impl: [] for impl in impls}
         cpu = {impl: [] for impl in impls}
         for _ in range(steps):
             for impl, (m, _) in models.items():
                 t0, c0 = time.perf_counter(), time.process_time()
-                m(x)
+                with _autocast(impl):
+                    m(x)
                 times[impl].append(time.perf_counter() - t0)
                 cpu[impl].append(time.process_time() - c0)
     for impl in impls:
@@ -133,13 +145,13 @@ def run_pair(name: str, preset: str, impls: list[str], batch: int, steps: int, t
     for impl, (m, _) in models.items():
         m.train()
         opts[impl] = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
-        _train_step(m, opts[impl], x, y)  # warm-up
+        _train_step(m, opts[impl], x, y, impl)  # warm-up
     times = {impl: [] for impl in impls}
     cpu = {impl: [] for impl in impls}
     for _ in range(steps):
         for impl, (m, _) in models.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            _train_step(m, opts[impl], x, y)
+            _train_step(m, opts[impl], x, y, impl)
             times[impl].append(time.perf_counter() - t0)
             cpu[impl].append(time.process_time() - c0)
     for impl in impls:
@@ -174,6 +186,7 @@ def main() -> None:
     p.add_argument("--small-batch", type=int, default=32)
     p.add_argument("--small-steps", type=int, default=5)
     p.add_argument("--no-small", action="store_true", help="skip the small presets")
+    p.add_argument("--bf16", action="store_true", help="only: time eegalign fp32 vs bf16 autocast (a flag, not the same function)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--one", nargs=4, metavar=("NAME", "PRESET", "IMPL", "BATCH"), help=argparse.SUPPRESS)
     p.add_argument("--pair", nargs=4, metavar=("NAME", "PRESET", "IMPLS", "BATCH"), help=argparse.SUPPRESS)
@@ -203,6 +216,17 @@ def main() -> None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
+    if args.bf16:
+        for name in args.models:
+            r = sub("--pair", name, "reference", "ours,ours-bf16", args.batch, args.steps)
+            a, b = r["ours"], r["ours-bf16"]
+            print(
+                f"| {name} | batch {args.batch} | fp32 train {a['train_sps']:.2f} / infer {a['infer_sps']:.1f} samples/s "
+                f"| bf16 autocast train {b['train_sps']:.2f} / infer {b['infer_sps']:.1f} samples/s "
+                f"| x{b['train_sps'] / a['train_sps']:.2f} / x{b['infer_sps'] / a['infer_sps']:.2f} |",
+                flush=True,
+            )
+        return
     rows = []
     for name in args.models:
         rel = check_equivalence(name)

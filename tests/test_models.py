@@ -212,3 +212,18 @@ def test_reference_forward_and_naive_equivalence(name):
         y = ours(x)
         assert y.shape == (2, *ours.out_shape)
         assert _rel(y, naive(x)) < 1e-5
+
+
+def test_dropout_has_the_dropout_distribution_and_gradient():
+    from eegalign.models.layers import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.3).train()
+    x = torch.ones(200_000, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(mask * x / (1 - p)) / dx with x = 1
+    assert drop.eval()(x) is x and Dropout(0.0).train()(x) is x
