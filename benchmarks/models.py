@@ -144,7 +144,10 @@ def run_pair(name: str, preset: str, impls: list[str], batch: int, steps: int, t
     opts = {}
     for impl, (m, _) in models.items():
         m.train()
-        opts[impl] = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
+        opts[impl] = torch.optim.AdamW(
+            [p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4,
+            fused=True if os.environ.get("EEGALIGN_BENCH_FUSED_ADAMW") else None,
+        )
         _train_step(m, opts[impl], x, y, impl)  # warm-up
     times = {impl: [] for impl in impls}
     cpu = {impl: [] for impl in impls}
@@ -186,6 +189,7 @@ def main() -> None:
     p.add_argument("--small-batch", type=int, default=32)
     p.add_argument("--small-steps", type=int, default=5)
     p.add_argument("--no-small", action="store_true", help="skip the small presets")
+    p.add_argument("--fused-adamw", action="store_true", help="AdamW(fused=True) for every implementation")
     p.add_argument("--bf16", action="store_true", help="only: time eegalign fp32 vs bf16 autocast (a flag, not the same function)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--one", nargs=4, metavar=("NAME", "PRESET", "IMPL", "BATCH"), help=argparse.SUPPRESS)
@@ -193,6 +197,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     args = p.parse_args()
 
+    if args.fused_adamw:
+        os.environ["EEGALIGN_BENCH_FUSED_ADAMW"] = "1"
     if args.one:
         name, preset, impl, batch = args.one
         print(json.dumps(run_one(name, preset, impl, int(batch), args.steps, args.threads)))
