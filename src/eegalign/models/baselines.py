@@ -218,7 +218,7 @@ def fit_ridge(
     """Fit ridge on train for every alpha (one SVD) and keep the alpha with the lowest validation MSE.
 
     x_*: (N, P) features; y_*: (N, *target_shape). Features are standardised and targets centred
-    with training statistics only. Returns the model refitted nowhere else: train-only coefficients.
+    with training statistics only. The returned coefficients are fitted on the training split only.
     """
     if len(alphas) == 0 or min(alphas) <= 0:
         raise ConfigError("ridge alphas must be a non-empty list of positive numbers")
