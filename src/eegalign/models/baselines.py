@@ -16,7 +16,6 @@ All encoders: (B, n_chans, n_times) -> (B, *out_shape).
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
