@@ -193,3 +193,26 @@ def test_untrusted_or_broken_checkpoints_are_refused(tmp_path: Path) -> None:
         load_encoder(foreign)
     with pytest.raises(WeightsError, match="not found"):
         load_encoder(tmp_path / "missing.ckpt")
+
+
+def test_fused_adamw_is_the_same_update() -> None:
+    """The fused AdamW kernel (default) takes the same steps as the plain one, up to float rounding."""
+    import torch
+
+    torch.manual_seed(0)
+    fused = AlignmentModule(TinyEncoder(), CombinedLoss(), lr=1e-2)
+    plain = AlignmentModule(TinyEncoder(), CombinedLoss(), lr=1e-2, fused_adamw=False)
+    plain.load_state_dict(fused.state_dict())
+    opts = []
+    for m in (fused, plain):
+        m.hparams.t_max = 3  # (no trainer attached: a fixed period)
+        opts.append(m.configure_optimizers()["optimizer"])
+    assert opts[0].defaults["fused"] is True and not opts[1].defaults["fused"]
+    x = torch.randn(8, 4, 16)
+    for _ in range(3):
+        for m, opt in zip((fused, plain), opts):
+            opt.zero_grad()
+            m.encoder(x).pow(2).mean().backward()
+            opt.step()
+    for (k, a), b in zip(fused.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)

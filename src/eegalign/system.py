@@ -47,6 +47,9 @@ class AlignmentModule(pl.LightningModule):
         route: ``"image"`` or ``"text"`` (linked from ``--data.route``; inferred from the target
             shape when not given). For the text route, retrieval subtracts the train-target mean.
         cache: the cache directory (linked from ``--data.cache``), recorded in checkpoints.
+        fused_adamw: use PyTorch's fused AdamW kernel where the device supports it (CPU, CUDA): the same
+            update as the default implementation (up to float rounding), one kernel instead of many; it
+            roughly halves the optimiser step of the 63 M-parameter EEGNetTransformer on CPU.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class AlignmentModule(pl.LightningModule):
         warmup_epochs: int = 0,
         route: str | None = None,
         cache: str | None = None,
+        fused_adamw: bool = True,
     ) -> None:
         super().__init__()
         # encoder/loss are objects: recorded as plain configs in on_save_checkpoint instead.
@@ -199,7 +203,12 @@ class AlignmentModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]  # encoder + learnable loss terms
         hp = self.hparams
-        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        kw = dict(lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        fused = bool(hp.get("fused_adamw", False)) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        try:
+            opt = torch.optim.AdamW(params, fused=fused, **kw)
+        except (RuntimeError, TypeError):  # an older torch or a device without the fused kernel
+            opt = torch.optim.AdamW(params, **kw)
         t_max = hp.t_max or (self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 100)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(t_max)), eta_min=hp.eta_min)
         if hp.warmup_epochs > 0:
