@@ -218,3 +218,19 @@ def test_full_size_text_route_is_fast() -> None:
     m, _ = M.compute_metrics(pred, true, [str(i) for i in which], which % 40, which // 333, train_targets=img[:200], train_labels=np.arange(200) % 40)
     assert time.perf_counter() - t0 < 60
     assert m["retrieval"]["all_top1"]["value"] > 0.9 and m["baselines"]["permutation_p"] < 0.01
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_nan_predictions_are_never_hits(center: bool) -> None:
+    """A diverged model (NaN outputs) must score zero, not perfect (nan >= nan is False)."""
+    from eegalign.metrics import retrieval_topk
+
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(10, 16)).astype(np.float32)[np.arange(40) % 10]  # 4 trials per image
+    ids = [f"i{k % 10}" for k in range(40)]
+    nan = np.full_like(true, np.nan)
+    c = true.mean(0) if center else None
+    assert retrieval_topk(nan, true, ids, center=c) == {"top1": 0.0, "top5": 0.0}
+    half = true.copy()
+    half[:20] = np.nan  # the finite half still scores perfectly
+    assert retrieval_topk(half, true, ids, center=c)["top1"] == pytest.approx(0.5)

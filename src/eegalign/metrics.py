@@ -70,6 +70,14 @@ def similarity_matrix(pred: np.ndarray, cands: np.ndarray, center: np.ndarray | 
     return similarity_matrices(pred, cands, center)[0]
 
 
+def _finite_or_worst(sim: np.ndarray) -> np.ndarray:
+    """A NaN/Inf similarity (a diverged prediction) scores -inf: under the tie rule it is never a hit.
+
+    Without this, ``nan >= nan`` is False, so a NaN row would get rank 0 and count as perfect.
+    """
+    return sim if np.isfinite(sim).all() else np.where(np.isfinite(sim), sim, -np.inf).astype(sim.dtype)
+
+
 def similarity_matrices(
     pred: np.ndarray, cands: np.ndarray, center: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +91,7 @@ def similarity_matrices(
     if center is None:
         dots = (p @ c.T).astype(np.float64)  # (N, F) @ (F, M) -> (N, M)
         sim = dots / np.maximum(np.outer(np.linalg.norm(p, axis=1), np.linalg.norm(c, axis=1)), EPS)
-        sim = sim.astype(np.float32)
+        sim = _finite_or_worst(sim.astype(np.float32))
         return sim, sim
     mu = np.asarray(center, dtype=np.float32).reshape(-1)
     pc, cc = p - mu, c - mu  # (N, F), (M, F)
@@ -97,7 +105,7 @@ def similarity_matrices(
     pn, cn = pn_c + 2 * p_mu + mu_mu, cn_c + 2 * c_mu + mu_mu
     sim_c = dots_c / np.maximum(np.sqrt(np.outer(pn_c, cn_c)), EPS)
     sim_r = dots / np.maximum(np.sqrt(np.outer(np.maximum(pn, 0), np.maximum(cn, 0))), EPS)
-    return sim_c.astype(np.float32), sim_r.astype(np.float32)
+    return _finite_or_worst(sim_c.astype(np.float32)), _finite_or_worst(sim_r.astype(np.float32))
 
 
 def ranks(sim: np.ndarray, answer: np.ndarray) -> np.ndarray:
