@@ -142,7 +142,10 @@ class InfoNCELoss(_Loss):
         scale = self.scale()
         logits = scale * p @ t.T  # (B, B): row i = EEG i against every target
         with torch.no_grad():
-            same = (t @ t.T) > 1.0 - 1e-6  # (B, B) True where targets coincide (always on the diagonal)
+            same = (t @ t.T) > 1.0 - 1e-6  # (B, B) True where targets coincide
+            # the diagonal always is: in float32 a unit vector's dot with itself can fall below
+            # 1 - 1e-6 (77 x 768 = 59,136 terms), which left a row without positives -> 0/0 = NaN
+            same |= torch.eye(same.shape[0], dtype=torch.bool, device=same.device)
             labels = same.float() / same.float().sum(dim=1, keepdim=True)
         loss_p2t = torch.sum(-labels * F.log_softmax(logits, dim=1), dim=1).mean()
         loss_t2p = torch.sum(-labels * F.log_softmax(logits.T, dim=1), dim=1).mean()
