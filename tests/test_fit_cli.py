@@ -139,3 +139,28 @@ def test_demo_config_beats_chance(tmp_path: Path) -> None:
     rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r.get("val/top1")]
     last = rows[-1]
     assert float(last["val/top1"]) > 4 * float(last["val/chance_top1"])
+
+
+def test_predict_residual_offset_reaches_checkpoint_and_evaluation(small_cache: Path, tmp_path: Path) -> None:
+    """--model.predict_residual: the encoder learns deviations from the train-mean target; the mean
+    is stored in the checkpoint and load_encoder applies it, so evaluation sees the same outputs."""
+    import numpy as np
+    import torch
+
+    from eegalign.data.datamodule import EEGDataModule
+    from eegalign.system import ResidualEncoder, load_encoder
+
+    run = tmp_path / "run"
+    argv = ["fit", "--data.cache", str(small_cache), *TINY, "--data.route", "text",
+            "--model.predict_residual", "true", "--trainer.default_root_dir", str(run)]
+    assert main(argv) == 0
+    encoder, info = load_encoder(run / "checkpoints" / "last.ckpt")
+    assert isinstance(encoder, ResidualEncoder) and encoder.out_shape == (77, 768)
+    mean = EEGDataModule(str(small_cache), route="text").train_target_mean()
+    np.testing.assert_allclose(encoder.offset.numpy(), mean, rtol=0, atol=1e-6)
+    x = torch.randn(2, encoder.n_chans, encoder.n_times)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(x), encoder.encoder(x) + encoder.offset)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--cache", str(small_cache),
+                 "--split", "train", "--out", str(out), "--bootstrap", "50", "--permutations", "50"]) == 0

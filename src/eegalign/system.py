@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eegalign.errors import WeightsError
+from eegalign.errors import ConfigError, WeightsError
 
 CHECKPOINT_KEY = "eegalign"
 FORMAT_VERSION = 1
@@ -50,6 +50,11 @@ class AlignmentModule(pl.LightningModule):
         fused_adamw: use PyTorch's fused AdamW kernel where the device supports it (CPU, CUDA): the same
             update as the default implementation (up to float rounding), one kernel instead of many; it
             roughly halves the optimiser step of the 63 M-parameter EEGNetTransformer on CPU.
+        predict_residual: the encoder predicts the deviation from the train-split mean target, which
+            is added to its output (``forward = encoder(x) + mean``; the mean is stored in checkpoints
+            and :func:`load_encoder` applies it). Off in the reference configs. On raw CLIP text states
+            (large, nearly constant start/padding tokens) a network whose output starts near 0 can
+            collapse to predicting the mean; starting from the mean it learns the deviations.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class AlignmentModule(pl.LightningModule):
         route: str | None = None,
         cache: str | None = None,
         fused_adamw: bool = True,
+        predict_residual: bool = False,
     ) -> None:
         super().__init__()
         # encoder/loss are objects: recorded as plain configs in on_save_checkpoint instead.
@@ -75,6 +81,8 @@ class AlignmentModule(pl.LightningModule):
         self.cache = None if cache is None else str(cache)
         self._outputs: list[dict[str, Tensor]] = []
         self._center: np.ndarray | None = None
+        # (target_shape) when predict_residual, filled in setup() from the datamodule; empty otherwise
+        self.register_buffer("target_offset", torch.zeros(0))
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -82,10 +90,16 @@ class AlignmentModule(pl.LightningModule):
             self.route = dm.route
         if self.cache is None and isinstance(getattr(dm, "cache", None), (str, os.PathLike)):
             self.cache = str(dm.cache)
+        if self.hparams.get("predict_residual") and self.target_offset.numel() == 0:
+            if dm is None or not hasattr(dm, "train_target_mean"):
+                raise ConfigError("predict_residual needs a datamodule with train_target_mean() (EEGDataModule)")
+            # a resumed run then loads the stored offset over this one (same shape)
+            self.target_offset = torch.as_tensor(np.asarray(dm.train_target_mean(), dtype=np.float32))
 
     # ------------------------------------------------------------------ forward / steps
     def forward(self, eeg: Tensor) -> Tensor:
-        return self.encoder(eeg)  # (B, C, T) -> (B, *target_shape)
+        out = self.encoder(eeg)  # (B, C, T) -> (B, *target_shape)
+        return out + self.target_offset if self.target_offset.numel() else out
 
     def on_train_epoch_start(self) -> None:
         # A shuffling sampler seeded by (seed, epoch) must see the loop's epoch, also after a resume.
@@ -279,6 +293,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class ResidualEncoder(nn.Module):
+    """An encoder trained with ``predict_residual``: ``encoder(x) + offset`` (the train-mean target).
+
+    Keeps the wrapped encoder's ``n_chans``, ``n_times`` and ``out_shape``.
+    """
+
+    def __init__(self, encoder: nn.Module, offset: Tensor) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("offset", offset.detach().clone().float())
+        self.n_chans, self.n_times = encoder.n_chans, encoder.n_times
+        self.out_shape = tuple(encoder.out_shape)
+
+    def forward(self, eeg: Tensor) -> Tensor:
+        return self.encoder(eeg) + self.offset  # (B, C, T) -> (B, *out_shape)
+
+
 def read_checkpoint(ckpt_path: str | os.PathLike) -> dict[str, Any]:
     """``torch.load(..., weights_only=True)`` with one-line :class:`WeightsError` for anything unusable.
 
@@ -324,11 +355,14 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
     except Exception as e:  # noqa: BLE001
         raise WeightsError(f"{ckpt_path}: cannot rebuild encoder {cfg.get('name')!r} ({e})") from None
     state = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+    offset = ckpt["state_dict"].get("target_offset")
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise WeightsError(f"{ckpt_path}: weights do not match encoder {cfg.get('name')!r} ({first})") from None
+    if offset is not None and offset.numel():
+        encoder = ResidualEncoder(encoder, offset)
     encoder.eval()
     info = {
         "encoder": cfg,
