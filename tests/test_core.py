@@ -163,3 +163,23 @@ def test_resolve_pretrained(tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"")
     with pytest.raises(WeightsError, match="is a file"):
         resolve_pretrained(str(tmp_path / "f.bin"), "x", "--x")
+
+
+def test_device_and_dtype_resolution() -> None:
+    import torch
+
+    from eegalign.devices import resolve_device, resolve_dtype
+    from eegalign.errors import ConfigError, first_line
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="unknown --device"):
+        resolve_device("gpu0")
+    assert resolve_dtype("auto", torch.device("cpu")) is torch.float32
+    assert resolve_dtype("auto", torch.device("cuda")) is torch.float16
+    with pytest.raises(ConfigError, match="unknown --dtype"):
+        resolve_dtype("half-ish", torch.device("cpu"))
+    assert first_line(ValueError("one\ntwo")) == "one" and first_line(KeyError()) == "KeyError"

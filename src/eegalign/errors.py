@@ -32,3 +32,9 @@ def missing_weights_message(what: str, model_id: str, option: str) -> str:
         f"Hugging Face cache, and the hub is unreachable; download it on a machine with internet "
         f"access and pass its local directory with {option} PATH"
     )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

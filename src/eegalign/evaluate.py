@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from eegalign.devices import resolve_device
 from eegalign.errors import DataError
 from eegalign.predictions import Predictions
 
@@ -106,8 +107,7 @@ def predict_checkpoint(
     rows = cache.split_indices(split)
     if len(rows) == 0:
         raise DataError(f"cache {cache.path} has no trials in split {split!r}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     encoder = encoder.to(device).eval()
     preds = []
     with torch.inference_mode():

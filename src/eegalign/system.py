@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eegalign.errors import ConfigError, WeightsError
+from eegalign.errors import ConfigError, WeightsError, first_line
 
 CHECKPOINT_KEY = "eegalign"
 FORMAT_VERSION = 1
@@ -322,7 +322,7 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise WeightsError(
             f"{path} is not a loadable eegalign checkpoint (refused by torch.load(weights_only=True): {first[:200]})"
         ) from None
@@ -359,7 +359,7 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
+        first = first_line(e)
         raise WeightsError(f"{ckpt_path}: weights do not match encoder {cfg.get('name')!r} ({first})") from None
     if offset is not None and offset.numel():
         encoder = ResidualEncoder(encoder, offset)

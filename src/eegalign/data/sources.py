@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from eegalign.errors import ConfigError, DataError
+from eegalign.errors import ConfigError, DataError, first_line
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "test": "test"}
@@ -250,7 +250,7 @@ def _parquet_parts(files: list[Path]) -> list[_SplitPart]:
             pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 22)
             names = pf.schema_arrow.names
         except Exception as e:  # pyarrow raises ArrowInvalid / OSError for corrupt files
-            raise DataError(f"{f} is not a readable parquet file ({_one_line(e)})") from e
+            raise DataError(f"{f} is not a readable parquet file ({first_line(e)})") from e
         missing = [c for c in HUB_COLUMNS if c not in names]
         if missing:
             raise DataError(f"{f}: missing column {missing[0]!r} (columns: {', '.join(names)})")
@@ -261,7 +261,7 @@ def _parquet_parts(files: list[Path]) -> list[_SplitPart]:
             except Exception as e:
                 if isinstance(e, DataError):
                     raise
-                raise DataError(f"{f} is not a readable parquet file ({_one_line(e)})") from e
+                raise DataError(f"{f} is not a readable parquet file ({first_line(e)})") from e
 
         parts.append(_SplitPart(pf.metadata.num_rows, batches, str(f)))
     return parts
@@ -394,7 +394,7 @@ def read_saved_dataset(path: str | Path, *, n_chans: int | None = None, progress
     try:
         ds = datasets.load_from_disk(str(root))
     except Exception as e:
-        raise DataError(f"{root} is not a readable save_to_disk data set ({_one_line(e)})") from e
+        raise DataError(f"{root} is not a readable save_to_disk data set ({first_line(e)})") from e
     if not isinstance(ds, datasets.DatasetDict):
         raise DataError(f"{root} holds a single split; save the whole DatasetDict (train/validation/test)")
     return _read_hub_schema(_table_parts(ds, str(root)), fmt="disk", source=str(root), n_chans=n_chans, root=root, progress=progress)
@@ -434,7 +434,7 @@ def _safe_torch_load(path: Path, what: str) -> Any:
             "to unpickle); re-save it with plain tensors, lists and dicts"
         ) from e
     except Exception as e:
-        raise DataError(f"{path} is not a readable {what} ({_one_line(e)})") from e
+        raise DataError(f"{path} is not a readable {what} ({first_line(e)})") from e
 
 
 def read_release(
@@ -567,8 +567,3 @@ def read_source(
     if fmt == "disk":
         return read_saved_dataset(source, n_chans=n_chans, progress=progress)
     return read_hub(str(source), n_chans=n_chans, progress=progress)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

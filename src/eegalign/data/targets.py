@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from eegalign.errors import ConfigError, DataError, WeightsError, missing_weights_message
+from eegalign.errors import DataError, WeightsError, first_line, missing_weights_message
+from eegalign.devices import resolve_device, resolve_dtype
 from eegalign.hub import resolve_pretrained
 
 DEFAULT_IMAGE_MODEL = "h94/IP-Adapter/models/image_encoder"
@@ -40,27 +41,6 @@ def split_model_spec(spec: str | os.PathLike) -> tuple[str, str | None]:
     return str(spec), None
 
 
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} requested but no CUDA device is available")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if dtype == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    if dtype not in table:
-        raise ConfigError(f"unknown --dtype {dtype!r}: expected auto, float32, float16 or bfloat16")
-    return table[dtype]
-
-
 def _load(cls: Any, spec: str, subfolder: str | None, what: str, option: str, **kw: Any) -> Any:
     """``cls.from_pretrained`` with one clear WeightsError when the weights are not available."""
     local = Path(spec).is_dir()
@@ -68,7 +48,7 @@ def _load(cls: Any, spec: str, subfolder: str | None, what: str, option: str, **
         return cls.from_pretrained(spec, subfolder=subfolder or "", **kw)
     except (OSError, ValueError, KeyError) as e:
         if local:
-            raise WeightsError(f"{spec} is not a loadable {what} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+            raise WeightsError(f"{spec} is not a loadable {what} ({type(e).__name__}: {first_line(e)[:200]})") from e
         raise WeightsError(missing_weights_message(what, spec if subfolder is None else f"{spec}/{subfolder}", option)) from e
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eegalign.errors import ConfigError, WeightsError, missing_weights_message
+from eegalign.errors import ConfigError, WeightsError, first_line, missing_weights_message
 from eegalign.hub import resolve_pretrained
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,7 +36,7 @@ def load_classifier(spec: str, device: "torch.device") -> tuple[Any, Any]:
     except Exception as e:
         if not local.is_dir() and isinstance(e, OSError):
             raise WeightsError(missing_weights_message("ImageNet classifier", spec, "--classifier")) from e
-        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = first_line(e)
         raise WeightsError(f"could not load the classifier {spec!r}: {text}") from e
     n_labels = int(model.config.num_labels)
     if n_labels != N_IMAGENET:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eegalign.errors import ConfigError, WeightsError, missing_weights_message
+from eegalign.errors import ConfigError, WeightsError, first_line, missing_weights_message
 from eegalign.hub import resolve_pretrained
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,37 +49,6 @@ SCHEDULERS: dict[str, str] = {
 
 # Default guidance per route: diffusers' default for the image route, the seed's 6.5 for text.
 DEFAULT_GUIDANCE = {"image": 7.5, "text": 6.5}
-
-
-def resolve_device(device: str = "auto") -> "torch.device":
-    """``auto`` -> cuda if available, else mps, else cpu; anything else is passed to torch."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown --device {device!r} ({e})") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} requested but CUDA is not available; pass --device cpu")
-    return dev
-
-
-def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
-    """``auto`` -> float16 on CUDA, float32 elsewhere (fp16 is slow or unsupported on CPU)."""
-    import torch
-
-    if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    table = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    if dtype not in table:
-        raise ConfigError(f"unknown --dtype {dtype!r}; choose auto, float16, bfloat16 or float32")
-    return table[dtype]
 
 
 def _is_missing_weights(exc: BaseException) -> bool:
@@ -117,7 +86,7 @@ def load_sd_pipeline(
         pipe = StableDiffusionPipeline.from_pretrained(sd_model, **kw)
     except Exception as e:
         if local.is_dir():
-            raise WeightsError(f"could not load a Stable Diffusion pipeline from {local}: {_first_line(e)}") from e
+            raise WeightsError(f"could not load a Stable Diffusion pipeline from {local}: {first_line(e)}") from e
         if _is_missing_weights(e):
             raise WeightsError(missing_weights_message("Stable Diffusion model", sd_model, "--sd-model")) from e
         raise
@@ -185,7 +154,7 @@ def add_ip_adapter(
     except Exception as e:
         if not local and _is_missing_weights(e):
             raise WeightsError(missing_weights_message("IP-Adapter", spec, "--ip-adapter")) from e
-        raise WeightsError(f"could not load the IP-Adapter {spec!r} ({name}): {_first_line(e)}") from e
+        raise WeightsError(f"could not load the IP-Adapter {spec!r} ({name}): {first_line(e)}") from e
     finally:
         dlogging.set_verbosity(verbosity)
     pipe.set_ip_adapter_scale(scale)
@@ -271,8 +240,3 @@ def _has_accelerate() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("accelerate") is not None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from eegalign.devices import resolve_device, resolve_dtype
 from eegalign.errors import ConfigError, DataError
 from eegalign.predictions import Predictions
 
@@ -200,8 +201,8 @@ def generate_images(
               file=sys.stderr)
     wnids, names = trial_wnids(preds), wnid_to_name()
 
-    device = P.resolve_device(settings.device)
-    dtype = P.resolve_dtype(settings.dtype, device)
+    device = resolve_device(settings.device, allow_mps=True)
+    dtype = resolve_dtype(settings.dtype, device)
     pipe = P.load_sd_pipeline(
         settings.sd_model, device=device, dtype=dtype, scheduler=settings.scheduler,
         safety_checker=settings.safety_checker,
@@ -317,10 +318,9 @@ def score_nway(out: Path, trials: list[dict[str, Any]], cfg: NWaySettings) -> di
     from eegalign.data.classes import wnid_to_imagenet_index
     from eegalign.generation.classify import classify_images, load_classifier
     from eegalign.generation.nway import nway_summary
-    from eegalign.generation.pipelines import resolve_device
     from eegalign.io import save_tensors
 
-    model, processor = load_classifier(cfg.classifier, resolve_device(cfg.device))
+    model, processor = load_classifier(cfg.classifier, resolve_device(cfg.device, allow_mps=True))
     id2label = getattr(model.config, "id2label", {}) or {}
     logits: dict[str, np.ndarray] = {}
     rows: dict[str, np.ndarray] = {}  # set -> trial positions that have that image
