@@ -44,13 +44,20 @@ def _call(argv: list[str]) -> None:
 
 
 def _best_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint Lightning's ModelCheckpoint chose on validation (recorded in last.ckpt)."""
     from eegalign.errors import EEGAlignError
+    from eegalign.system import read_checkpoint
 
-    ckpts = sorted(p for p in run_dir.rglob("*.ckpt") if p.name != "last.ckpt")
-    if not ckpts:
-        raise EEGAlignError(f"training wrote no checkpoint under {run_dir}")
-    best = [p for p in ckpts if "best" in p.name]
-    return (best or ckpts)[-1]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise EEGAlignError(f"training wrote no last.ckpt under {run_dir}")
+    for key, state in read_checkpoint(last).get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
+            best = Path(state["best_model_path"])
+            best = best if best.is_file() else last.parent / best.name  # recorded relative to the cwd
+            if best.is_file():
+                return best
+    raise EEGAlignError(f"{last} records no best checkpoint on validation")
 
 
 def run(args: argparse.Namespace) -> int:
