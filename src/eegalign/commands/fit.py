@@ -14,20 +14,10 @@ same directory), ``hparams.yaml`` and ``checkpoints/`` (best-k on ``val/loss`` p
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
 DESCRIPTION = "Train (fit), validate, test or predict with an EEG -> CLIP encoder (LightningCLI)."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """LightningCLI owns the arguments of fit/validate/test/predict (see ``eegalign fit --help``)."""
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="LightningCLI arguments, e.g. --config FILE")
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_lightning("fit", list(getattr(args, "args", []) or []))
 
 
 def _cli_class() -> type:
