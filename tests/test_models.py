@@ -227,3 +227,68 @@ def test_dropout_has_the_dropout_distribution_and_gradient():
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # d(mask * x / (1 - p)) / dx with x = 1
     assert drop.eval()(x) is x and Dropout(0.0).train()(x) is x
+
+
+@pytest.mark.parametrize("chunk", [10, 2**20])  # several chunks of one sample, and one chunk for all
+def test_cpu_attention_with_dropout_is_attention_with_dropout(monkeypatch, chunk):
+    """The cache-blocked CPU path equals softmax attention with the same keep mask, forward and backward."""
+    import math
+
+    import torch.nn.functional as F
+
+    from eegalign.models import layers
+
+    monkeypatch.setattr(layers, "_ATTN_CHUNK", chunk)
+    torch.manual_seed(1)
+    b, length, e, h, p = 3, 6, 12, 3, 0.3
+    attn = layers.SelfAttention(e, h, p).train()
+    x = torch.randn(b, length, e, requires_grad=True)
+    torch.manual_seed(5)
+    out = attn(x)
+    torch.manual_seed(5)  # the kernel draws one uniform per probability, in (sample, head, query, key) order
+    keep = (torch.empty(b * h, length, length).uniform_() >= p).view(b, h, length, length)
+    q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(b, length, 3, h, e // h).permute(2, 0, 3, 1, 4)
+    probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(e // h), -1)
+    ref = attn.out_proj(((probs * keep / (1 - p)) @ v).transpose(1, 2).reshape(b, length, e))
+    assert 0.5 < keep.float().mean() < 0.9  # dropout really happened
+    assert _rel(out, ref) < 1e-5
+    g = torch.randn_like(ref)
+    params = [x, attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight]
+    for a, r in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
+        assert _rel(a, r) < 1e-5
+    with torch.no_grad():  # eval mode: SDPA without dropout, deterministic
+        attn.eval()
+        assert torch.equal(attn(x), attn(x))
+
+
+@pytest.mark.parametrize("act", ["gelu", "relu"])
+def test_cpu_feed_forward_is_the_module_sequence(monkeypatch, act):
+    """Linear -> act -> Dropout -> Linear -> Dropout in row chunks equals the plain sequence with the same masks."""
+    import torch.nn.functional as F
+
+    from eegalign.models import layers
+
+    monkeypatch.setattr(layers, "_FF_CHUNK", 64)
+    monkeypatch.setattr(layers, "_FF_MIN_ROWS", 1)
+    torch.manual_seed(0)
+    rows_total, e, hid, p1, p2 = 37, 6, 16, 0.3, 0.2
+    x = torch.randn(rows_total, e, requires_grad=True)
+    lin1, lin2 = torch.nn.Linear(e, hid), torch.nn.Linear(hid, e)
+    torch.manual_seed(7)
+    out = layers.feed_forward(x, lin1, lin2, act, p1, p2)
+    torch.manual_seed(7)  # per chunk of 4 rows: the hidden layer's draws, then the output's
+    keep1, keep2 = [], []
+    for i in range(0, rows_total, 64 // hid):
+        n = min(64 // hid, rows_total - i)
+        keep1.append(torch.empty(n, hid).uniform_() >= p1)
+        keep2.append(torch.empty(n, e).uniform_() >= p2)
+    keep1, keep2 = torch.cat(keep1), torch.cat(keep2)
+    h = (F.gelu if act == "gelu" else F.relu)(lin1(x)) * keep1 / (1 - p1)
+    ref = lin2(h) * keep2 / (1 - p2)
+    assert _rel(out, ref) < 1e-6
+    g = torch.randn_like(ref)
+    params = [x, lin1.weight, lin1.bias, lin2.weight, lin2.bias]
+    for a, r in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
+        assert _rel(a, r) < 1e-5
+    with torch.no_grad():  # no dropout: the plain modules
+        assert torch.equal(layers.feed_forward(x, lin1, lin2, act, 0.0, 0.0), lin2((F.gelu if act == "gelu" else F.relu)(lin1(x))))

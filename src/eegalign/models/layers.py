@@ -3,8 +3,19 @@
 The attention layers here keep the parameter names of :class:`torch.nn.MultiheadAttention`
 (``in_proj_weight``, ``in_proj_bias``, ``out_proj``) and :class:`torch.nn.TransformerEncoderLayer`
 (``self_attn``, ``linear1``, ``linear2``, ``norm1``, ``norm2``), so state dicts move across
-unchanged, but they call :func:`torch.nn.functional.scaled_dot_product_attention` and never
-compute or average the attention weights that the reference threw away.
+unchanged, but they never compute or average the attention weights that the reference threw
+away: :func:`torch.nn.functional.scaled_dot_product_attention` in eval mode, on GPUs and without
+dropout.
+
+Training on the CPU: where a layer has dropout, attention (:class:`_DropoutAttentionCPU`) and the
+feed-forward blocks (:func:`feed_forward`) run as cache-blocked autograd functions that compute
+the same function with the same dropout distribution. The reason is memory traffic, not
+arithmetic: the module-by-module versions write several full-size temporaries per layer (scores,
+probabilities, masks, activations), each freshly allocated (on glibc, large blocks come from
+``mmap`` and are page-faulted in on every step), while here each chunk's temporaries stay in
+cache and only what backward needs is stored. ``benchmarks/models.py`` measures the effect
+against straightforward implementations; ``tests/test_models.py`` checks forward and gradients
+against the plain formulas with the same dropout masks.
 """
 
 from __future__ import annotations
@@ -57,6 +68,202 @@ class Dropout(nn.Dropout):
         return _DropoutFn.apply(x, self.p)
 
 
+# Score elements per chunk of the CPU attention below (2**20 floats = 4 MiB): a chunk's
+# (heads, L, S) score blocks stay in cache through softmax, dropout and the second matmul.
+_ATTN_CHUNK = 2**20
+
+
+class _DropoutAttentionCPU(torch.autograd.Function):
+    """Multi-head ``softmax(q k^T / sqrt(d))`` with inverted dropout on the probabilities, times ``v``, on CPU.
+
+    Input: the packed in-projection ``qkv`` (B, L, 3E) (q, k, v one after the other, heads
+    inside each); output (B, L, E) with the heads concatenated, i.e. what
+    ``nn.MultiheadAttention`` feeds its ``out_proj``. The same function and dropout distribution
+    as ``scaled_dot_product_attention(q, k, v, dropout_p=p)`` (each probability kept with
+    probability 1 - p and scaled by 1 / (1 - p)).
+
+    Why: with dropout, SDPA on CPU falls back to its unfused kernel, which materialises the full
+    (B, H, L, S) scores several times and draws the mask with ``bernoulli_``, and the q/k/v
+    split costs a copy forward and a concatenation backward. Here whole samples go through in
+    chunks of about ``_ATTN_CHUNK`` scores, so each chunk's scores stay in cache from the first
+    matmul through softmax, mask and the second matmul; only the probabilities (float) and the
+    kept positions (bool) are stored for backward, whose gradient is written straight into the
+    packed (B, L, 3E) layout. The backward uses ``rowsum(dP * P) = rowsum(dO * O)`` (as
+    FlashAttention does) and recomputes the dropped, scaled probabilities per chunk.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, heads: int, p: float) -> torch.Tensor:  # type: ignore[override]
+        b, length, e3 = qkv.shape
+        e = e3 // 3
+        d = e // heads
+        probs = qkv.new_empty(b * heads, length, length)  # (B*H, L, L) softmax, saved
+        keep = torch.empty(b * heads, length, length, dtype=torch.bool)  # (B*H, L, L) kept positions
+        out = qkv.new_empty(b, length, e)  # (B, L, E)
+        step = max(1, _ATTN_CHUNK // (heads * length * length))  # samples per chunk
+        buf = qkv.new_empty(min(step, b) * heads, length, length)
+        scale, keep_scale = d**-0.5, 1.0 / (1.0 - p)
+        for i in range(0, b, step):
+            j = min(i + step, b)
+            n = (j - i) * heads
+            q, k, v = _split_heads(qkv[i:j], heads)  # 3 x (n, L, d), contiguous copies of the chunk
+            pc, kc, u = probs[i * heads : j * heads], keep[i * heads : j * heads], buf[:n]
+            pc.baddbmm_(q, k.transpose(1, 2), beta=0.0, alpha=scale)  # scores
+            pc.sub_(pc.amax(-1, keepdim=True)).exp_()
+            pc.div_(pc.sum(-1, keepdim=True))  # softmax over keys
+            torch.ge(u.uniform_(), p, out=kc)  # P(kept) = 1 - p
+            torch.mul(pc, kc, out=u).mul_(keep_scale)
+            o = torch.bmm(u, v)  # (n, L, d)
+            out[i:j].view(j - i, length, heads, d).copy_(o.view(j - i, heads, length, d).transpose(1, 2))
+        ctx.save_for_backward(qkv, probs, keep, out)
+        ctx.heads, ctx.scale, ctx.keep_scale, ctx.step = heads, scale, keep_scale, step
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        qkv, probs, keep, out = ctx.saved_tensors
+        heads, step = ctx.heads, ctx.step
+        b, length, e3 = qkv.shape
+        e = e3 // 3
+        d = e // heads
+        # rowsum(dP * P) per (sample, head, query) = <dO, O> over that head's d features
+        rowdot = (grad * out).view(b, length, heads, d).sum(-1).transpose(1, 2).reshape(b * heads, length, 1)
+        dqkv = torch.empty_like(qkv)  # (B, L, 3E)
+        buf = qkv.new_empty(2, min(step, b) * heads, length, length)
+        for i in range(0, b, step):
+            j = min(i + step, b)
+            n = (j - i) * heads
+            q, k, v = _split_heads(qkv[i:j], heads)  # 3 x (n, L, d)
+            go = grad[i:j].reshape(j - i, length, heads, d).transpose(1, 2).reshape(n, length, d)
+            pc, kc = probs[i * heads : j * heads], keep[i * heads : j * heads]
+            pd, g = buf[0, :n], buf[1, :n]
+            torch.mul(pc, kc, out=pd).mul_(ctx.keep_scale)  # dropped, scaled probabilities
+            dv = torch.bmm(pd.transpose(1, 2), go)  # (n, L, d)
+            torch.bmm(go, v.transpose(1, 2), out=g)  # dL/d(dropped probabilities)
+            g.mul_(kc).mul_(ctx.keep_scale).sub_(rowdot[i * heads : j * heads]).mul_(pc)  # dL/d(scores)
+            dq = torch.bmm(g, k).mul_(ctx.scale)  # (n, L, d)
+            dk = torch.bmm(g.transpose(1, 2), q).mul_(ctx.scale)
+            dst = dqkv[i:j].view(j - i, length, 3, heads, d)
+            for idx, t in enumerate((dq, dk, dv)):
+                dst[:, :, idx].copy_(t.view(j - i, heads, length, d).transpose(1, 2))
+        return dqkv, None, None
+
+
+def _split_heads(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(n, L, 3E) packed projection -> q, k, v as contiguous (n*H, L, E/H)."""
+    n, length, e3 = qkv.shape
+    d = e3 // 3 // heads
+    parts = qkv.view(n, length, 3, heads, d).permute(2, 0, 3, 1, 4)  # (3, n, H, L, d)
+    return tuple(t.reshape(n * heads, length, d) for t in parts.unbind(0))  # type: ignore[return-value]
+
+
+# Rows x hidden units per chunk of the CPU feed-forward below (2**18 floats = 1 MiB), and at
+# least this many rows per chunk, so wide layers (EEGFormer's temporal MLP: 2560 -> 10240) still
+# run their matmuls on enough rows to be compute-bound rather than re-streaming the weights.
+_FF_CHUNK = 2**18
+_FF_MIN_ROWS = 256
+# Above this many first-layer weights (16 MiB) the weights, not the activations, are what leaves
+# the cache: all rows go in one chunk.
+_FF_MAX_WEIGHT = 2**22
+
+
+def _drop_(x: torch.Tensor, keep: torch.Tensor, u: torch.Tensor, p: float) -> torch.Tensor:
+    """In place: draw which elements of ``x`` are kept (into ``keep``, bool), zero the others, scale by 1/(1-p)."""
+    torch.ge(u.uniform_(), p, out=keep)  # P(kept) = 1 - p, as nn.Dropout
+    return x.mul_(keep).mul_(1.0 / (1.0 - p))  # (a float-by-bool multiply is ~6x cheaper than masked_fill_ here)
+
+
+class _FeedForwardCPU(torch.autograd.Function):
+    """``Dropout(p2)(Linear2(Dropout(p1)(act(Linear1(x)))))`` on (R, E) rows, on CPU, in row chunks.
+
+    The same function and dropout distribution as the module-by-module version. A chunk of
+    rows goes through both Linears, the activation and both dropouts while its (rows, hidden)
+    block is in cache; for backward only the pre-activation (float) and the dropped positions
+    (bool) are kept, and the activation and its dropout are recomputed per chunk. Weight
+    gradients accumulate over chunks with ``addmm_``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2, act: str, p1: float, p2: float):  # type: ignore[override]
+        r, hid, e_out = x.shape[0], w1.shape[0], w2.shape[0]
+        pre = x.new_empty(r, hid)  # (R, hidden) pre-activation, saved
+        out = x.new_empty(r, e_out)  # (R, E_out)
+        keep1 = torch.empty(r, hid, dtype=torch.bool) if p1 > 0 else None
+        keep2 = torch.empty(r, e_out, dtype=torch.bool) if p2 > 0 else None
+        rows = r if w1.numel() > _FF_MAX_WEIGHT else max(_FF_MIN_ROWS, _FF_CHUNK // hid)
+        h_buf, u_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), max(hid, e_out))
+        for i in range(0, r, rows):
+            j = min(i + rows, r)
+            a, h = pre[i:j], h_buf[: j - i]
+            torch.addmm(b1, x[i:j], w1.t(), out=a)
+            _activation(a, act, out=h)
+            if keep1 is not None:
+                _drop_(h, keep1[i:j], u_buf[: j - i, :hid], p1)
+            y = torch.addmm(b2, h, w2.t(), out=out[i:j])
+            if keep2 is not None:
+                _drop_(y, keep2[i:j], u_buf[: j - i, :e_out], p2)
+        ctx.save_for_backward(x, w1, w2, pre, keep1, keep2)
+        ctx.act, ctx.p1, ctx.p2, ctx.rows = act, p1, p2, rows
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, w1, w2, pre, keep1, keep2 = ctx.saved_tensors
+        r, hid, e_out, rows = x.shape[0], w1.shape[0], w2.shape[0], ctx.rows
+        dx = torch.empty_like(x)
+        dw1, dw2 = torch.zeros_like(w1), torch.zeros_like(w2)
+        db1, db2 = w1.new_zeros(hid), w2.new_zeros(e_out)
+        h_buf, dh_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), hid)
+        g_buf = x.new_empty(min(rows, r), e_out)
+        for i in range(0, r, rows):
+            j, n = min(i + rows, r), min(rows, r - i)
+            a, h, dh, g = pre[i:j], h_buf[:n], dh_buf[:n], g_buf[:n]
+            g.copy_(grad[i:j])
+            if keep2 is not None:
+                g.mul_(keep2[i:j]).mul_(1.0 / (1.0 - ctx.p2))  # (n, E_out) dL/dy
+            _activation(a, ctx.act, out=h)
+            if keep1 is not None:
+                h.mul_(keep1[i:j]).mul_(1.0 / (1.0 - ctx.p1))
+            dw2.addmm_(g.t(), h)
+            db2 += g.sum(0)
+            torch.mm(g, w2, out=dh)  # (n, hidden)
+            if keep1 is not None:
+                dh.mul_(keep1[i:j]).mul_(1.0 / (1.0 - ctx.p1))
+            da = _activation_backward(dh, a, ctx.act)  # (n, hidden) dL/d(pre-activation)
+            dw1.addmm_(da.t(), x[i:j])
+            db1 += da.sum(0)
+            torch.mm(da, w1, out=dx[i:j])
+        return dx, dw1, db1, dw2, db2, None, None, None
+
+
+def _activation(a: torch.Tensor, act: str, out: torch.Tensor) -> torch.Tensor:
+    if act == "gelu":
+        return torch._C._nn.gelu(a, out=out)
+    return torch.clamp_min(a, 0.0, out=out)  # relu
+
+
+def _activation_backward(grad: torch.Tensor, a: torch.Tensor, act: str) -> torch.Tensor:
+    if act == "gelu":
+        return torch.ops.aten.gelu_backward(grad, a)
+    return torch.ops.aten.threshold_backward(grad, a, 0.0)  # relu
+
+
+def feed_forward(x: torch.Tensor, lin1: nn.Linear, lin2: nn.Linear, act: str, p1: float, p2: float) -> torch.Tensor:
+    """``Dropout(p2)(lin2(Dropout(p1)(act(lin1(x)))))`` on (..., E); ``act`` is ``"gelu"`` or ``"relu"``.
+
+    In training on the CPU (float32, gradients on) this is :class:`_FeedForwardCPU`, cache-blocked
+    over rows; otherwise the plain sequence of modules (dropout is the identity when ``p = 0``,
+    which the caller passes in eval mode).
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled() and (p1 > 0 or p2 > 0):
+        lead = x.shape[:-1]
+        y = _FeedForwardCPU.apply(x.reshape(-1, x.shape[-1]), lin1.weight, lin1.bias, lin2.weight, lin2.bias, act, p1, p2)
+        return y.view(*lead, y.shape[-1])
+    h = F.gelu(lin1(x)) if act == "gelu" else F.relu(lin1(x))
+    y = lin2(F.dropout(h, p1, training=p1 > 0))
+    return F.dropout(y, p2, training=p2 > 0)
+
+
 class SinusoidalPositionalEncoding(nn.Module):
     """Adds a fixed sinusoidal encoding to (B, L, E) tokens; ``length`` comes from the input shapes."""
 
@@ -72,7 +279,7 @@ class SelfAttention(nn.Module):
     """Multi-head self-attention on (B, L, E), same parameters and function as ``nn.MultiheadAttention``.
 
     ``dropout`` is applied to the attention probabilities (as in ``nn.MultiheadAttention``) and only
-    in training mode.
+    in training mode; on the CPU that goes through :class:`_DropoutAttentionCPU`.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0) -> None:
@@ -90,8 +297,11 @@ class SelfAttention(nn.Module):
         b, length, e = x.shape
         h = self.num_heads
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3E)
+        p = self.dropout if self.training else 0.0
+        if p > 0.0 and qkv.device.type == "cpu" and qkv.dtype == torch.float32 and torch.is_grad_enabled():
+            return self.out_proj(_DropoutAttentionCPU.apply(qkv, h, p))  # (B, L, E)
         q, k, v = qkv.view(b, length, 3, h, e // h).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, L, E/H)
-        o = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, H, L, E/H)
         o = o.transpose(1, 2).reshape(b, length, e)  # (B, H, L, E/H) -> (B, L, E)
         return self.out_proj(o)
 
@@ -100,7 +310,9 @@ class PostNormEncoderLayer(nn.Module):
     """``nn.TransformerEncoderLayer(d_model, nhead, dim_ff, dropout, activation="relu", batch_first=True)``.
 
     Same parameters (names and shapes), same function, same dropout sites (attention
-    probabilities, after attention, inside and after the feed-forward); attention via SDPA; the other dropouts use the cheaper :class:`Dropout`.
+    probabilities, after attention, inside and after the feed-forward). Attention via
+    :class:`SelfAttention`, the feed-forward via :func:`feed_forward`; the dropout after attention
+    is the cheaper :class:`Dropout`.
     """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1) -> None:
@@ -116,7 +328,8 @@ class PostNormEncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, E) -> (B, L, E)
         x = self.norm1(x + self.dropout1(self.self_attn(x)))
-        return self.norm2(x + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(x))))))
+        p1, p2 = (self.dropout.p, self.dropout2.p) if self.training else (0.0, 0.0)
+        return self.norm2(x + feed_forward(x, self.linear1, self.linear2, "relu", p1, p2))  # (B, L, E)
 
 
 class PreNormBlock(nn.Module):
@@ -137,4 +350,6 @@ class PreNormBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, E) -> (B, L, E)
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        m = self.mlp  # Linear, GELU, Dropout, Linear, Dropout: parameters stay under these names
+        p1, p2 = (m[2].p, m[4].p) if self.training else (0.0, 0.0)
+        return x + feed_forward(self.norm2(x), m[0], m[3], "gelu", p1, p2)  # (B, L, E)
