@@ -183,3 +183,36 @@ def test_device_and_dtype_resolution() -> None:
     with pytest.raises(ConfigError, match="unknown --dtype"):
         resolve_dtype("half-ish", torch.device("cpu"))
     assert first_line(ValueError("one\ntwo")) == "one" and first_line(KeyError()) == "KeyError"
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from eegalign.devices import keep_freed_memory
+applied = keep_freed_memory()
+def faults_of_one_step():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    x = torch.empty(16 * 2**20).fill_(1.0)  # 64 MiB: above glibc's largest mmap threshold
+    del x
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults_of_one_step()
+print(applied, min(faults_of_one_step() for _ in range(3)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+@pytest.mark.parametrize("env", ["", "default"])
+def test_keep_freed_memory_stops_page_faults_on_reallocation(env):
+    """With the tuning a freed 64 MiB block is reused (no page faults); without it (opt-out) every allocation faults."""
+    import os
+    import subprocess
+
+    environ = {**os.environ, "EEGALIGN_MALLOC": env}
+    out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True, env=environ, check=True)
+    applied, faults = out.stdout.split()
+    if env == "default":
+        assert applied == "False"
+        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+        if not (thp.exists() and "[always]" in thp.read_text()):  # 2 MiB pages would fault 32 times
+            assert int(faults) > 4000  # 16384 pages of 4 KiB
+    else:
+        assert applied == "True" and int(faults) < 500

@@ -44,3 +44,32 @@ def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
     if dtype not in table:
         raise ConfigError(f"unknown --dtype {dtype!r}; choose auto, float16, bfloat16 or float32")
     return table[dtype]
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc reuse freed large blocks instead of returning them to the OS (CPU training).
+
+    By default glibc serves every block above 32 MiB with a fresh ``mmap`` and unmaps it on
+    free, so each large activation of every training step is page-faulted in again: on a
+    2-core CPU that makes elementwise ops several times slower and costs EEGNetTransformer
+    about a quarter of its training step (benchmarks/models.py ``--malloc``). This sets
+    ``M_MMAP_MAX=0`` (large blocks come from the heap and are reused) and raises
+    ``M_TRIM_THRESHOLD`` to 1 GiB (freed memory stays in the process). Peak memory is about
+    unchanged; memory freed after the peak is returned to the OS only at exit.
+
+    Process-wide and only for the commands that train (``eegalign fit``, ``demo``, ``baseline``);
+    a no-op off glibc Linux, or with ``EEGALIGN_MALLOC=default``. Returns whether it applied.
+    """
+    import ctypes
+    import os
+    import sys
+
+    if os.environ.get("EEGALIGN_MALLOC", "").lower() == "default" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**30))
