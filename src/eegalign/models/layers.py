@@ -191,12 +191,12 @@ class _FeedForwardCPU(torch.autograd.Function):
         keep1 = torch.empty(r, hid, dtype=torch.bool) if p1 > 0 else None
         keep2 = torch.empty(r, e_out, dtype=torch.bool) if p2 > 0 else None
         rows = r if w1.numel() > _FF_MAX_WEIGHT else max(_FF_MIN_ROWS, _FF_CHUNK // hid)
-        h_buf, u_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), max(hid, e_out))
+        u_buf = x.new_empty(min(rows, r), max(hid, e_out))
         for i in range(0, r, rows):
             j = min(i + rows, r)
-            a, h = pre[i:j], h_buf[: j - i]
+            a = pre[i:j]
             torch.addmm(b1, x[i:j], w1.t(), out=a)
-            _activation(a, act, out=h)
+            h = _activation(a, act)  # (n, hidden), a chunk-sized temporary
             if keep1 is not None:
                 _drop_(h, keep1[i:j], u_buf[: j - i, :hid], p1)
             y = torch.addmm(b2, h, w2.t(), out=out[i:j])
@@ -213,15 +213,13 @@ class _FeedForwardCPU(torch.autograd.Function):
         dx = torch.empty_like(x)
         dw1, dw2 = torch.zeros_like(w1), torch.zeros_like(w2)
         db1, db2 = w1.new_zeros(hid), w2.new_zeros(e_out)
-        h_buf, dh_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), hid)
-        g_buf = x.new_empty(min(rows, r), e_out)
+        dh_buf = x.new_empty(min(rows, r), hid)
         for i in range(0, r, rows):
             j, n = min(i + rows, r), min(rows, r - i)
-            a, h, dh, g = pre[i:j], h_buf[:n], dh_buf[:n], g_buf[:n]
-            g.copy_(grad[i:j])
+            a, dh, g = pre[i:j], dh_buf[:n], grad[i:j]
             if keep2 is not None:
-                g.mul_(keep2[i:j]).mul_(1.0 / (1.0 - ctx.p2))  # (n, E_out) dL/dy
-            _activation(a, ctx.act, out=h)
+                g = g.mul(keep2[i:j]).mul_(1.0 / (1.0 - ctx.p2))  # (n, E_out) dL/dy
+            h = _activation(a, ctx.act)
             if keep1 is not None:
                 h.mul_(keep1[i:j]).mul_(1.0 / (1.0 - ctx.p1))
             dw2.addmm_(g.t(), h)
@@ -236,10 +234,8 @@ class _FeedForwardCPU(torch.autograd.Function):
         return dx, dw1, db1, dw2, db2, None, None, None
 
 
-def _activation(a: torch.Tensor, act: str, out: torch.Tensor) -> torch.Tensor:
-    if act == "gelu":
-        return torch._C._nn.gelu(a, out=out)
-    return torch.clamp_min(a, 0.0, out=out)  # relu
+def _activation(a: torch.Tensor, act: str) -> torch.Tensor:
+    return F.gelu(a) if act == "gelu" else F.relu(a)
 
 
 def _activation_backward(grad: torch.Tensor, a: torch.Tensor, act: str) -> torch.Tensor:
