@@ -9,8 +9,18 @@ express the achieved FLOP/s as a fraction of it.
 
 Each (model, implementation) runs in its own subprocess so peak memory is its own.
 
-    python benchmarks/models.py                 # reference networks + small presets, ~10 min on 2 cores
-    python benchmarks/models.py --batch 8 --steps 2 --models eegnet_transformer
+Three comparisons per reference network:
+
+1. the encoders alone: ours vs naive, same weights, same default ``AdamW``, default allocation,
+   timed in alternation in one process (the strict, same-function comparison);
+2. the same with ``THP_MEM_ALLOC_ENABLE=1`` for both (PyTorch backs large tensors with huge
+   pages, as ``eegalign fit`` does), which removes most page-fault cost from both;
+3. the training step as ``eegalign fit`` runs it (our encoder, fused AdamW, huge pages) against
+   the naive step as the reference runs it (default AdamW, default allocation): the two rows
+   come from runs 1 and 2, i.e. from different processes run one after the other.
+
+    python benchmarks/models.py --batch 32      # reference networks + small presets, ~25 min on 2 cores
+    python benchmarks/models.py --batch 8 --steps 2 --models eegnet_transformer --no-small
 """
 
 from __future__ import annotations
@@ -73,6 +83,14 @@ def _autocast(impl: str):
     return torch.autocast("cpu", dtype=torch.bfloat16) if impl.endswith("bf16") else contextlib.nullcontext()
 
 
+def _adamw(model, impl: str):
+    """The reference's optimiser (default AdamW) for every implementation but ``ours-fused`` (eegalign's default)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4, fused=True if impl == "ours-fused" else None)
+
+
 def _train_step(model, opt, x, y, impl: str = "ours") -> None:
     import torch
 
@@ -105,8 +123,7 @@ def run_one(name: str, preset: str, impl: str, batch: int, steps: int, threads: 
             lat.append(time.perf_counter() - t0)
         res["latency_ms"] = 1000 * min(lat)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
-    _train_step(model, opt, x, y)  # one training step at the benchmark batch size: the peak
+    _train_step(model, _adamw(model, impl), x, y)  # one training step at the benchmark batch size: the peak
     res["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return res
 
@@ -143,10 +160,7 @@ def run_pair(name: str, preset: str, impls: list[str], batch: int, steps: int, t
     opts = {}
     for impl, (m, _) in models.items():
         m.train()
-        opts[impl] = torch.optim.AdamW(
-            [p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4,
-            fused=True if os.environ.get("EEGALIGN_BENCH_FUSED_ADAMW") else None,
-        )
+        opts[impl] = _adamw(m, impl)
         _train_step(m, opts[impl], x, y, impl)  # warm-up
     times = {impl: [] for impl in impls}
     cpu = {impl: [] for impl in impls}
@@ -183,12 +197,12 @@ def check_equivalence(name: str) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["eegformer", "nervformer", "eegnet_transformer"])
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
+    p.add_argument("--batch", type=int, default=32, help="batch size for the reference networks (the reference trains at 32)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step (the best is kept)")
     p.add_argument("--small-batch", type=int, default=32)
     p.add_argument("--small-steps", type=int, default=5)
     p.add_argument("--no-small", action="store_true", help="skip the small presets")
-    p.add_argument("--fused-adamw", action="store_true", help="AdamW(fused=True) for every implementation")
+    p.add_argument("--no-thp", action="store_true", help="skip comparisons 2 and 3 (huge pages, eegalign's training step)")
     p.add_argument("--bf16", action="store_true", help="only: time eegalign fp32 vs bf16 autocast (a flag, not the same function)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--one", nargs=4, metavar=("NAME", "PRESET", "IMPL", "BATCH"), help=argparse.SUPPRESS)
@@ -196,8 +210,6 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     args = p.parse_args()
 
-    if args.fused_adamw:
-        os.environ["EEGALIGN_BENCH_FUSED_ADAMW"] = "1"
     if args.one:
         name, preset, impl, batch = args.one
         print(json.dumps(run_one(name, preset, impl, int(batch), args.steps, args.threads)))
@@ -212,13 +224,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
     peak = matmul_gflops()
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     print(f"# machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, {platform.python_version()}")
     print(f"# dense fp32 matmul (2048^3): {peak:.1f} GFLOP/s")
     print(f"# load average at start: {os.getloadavg()[0]:.1f} (other processes share these cores: see the CPU-time columns)")
+    print(f"# transparent huge pages: {thp.read_text().strip() if thp.exists() else 'unavailable'}")
 
-    def sub(mode, name, preset, impl, batch, steps):
+    base_env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+
+    def sub(mode, name, preset, impl, batch, steps, huge_pages=False):
         cmd = [sys.executable, __file__, mode, name, preset, impl, str(batch), "--steps", str(steps), "--threads", str(args.threads)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        env = {**base_env, **({"THP_MEM_ALLOC_ENABLE": "1"} if huge_pages else {})}
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
         return json.loads(out.strip().splitlines()[-1])
 
     if args.bf16:
@@ -232,7 +249,7 @@ def main() -> None:
                 flush=True,
             )
         return
-    rows = []
+    rows, env_rows = [], []
     for name in args.models:
         rel = check_equivalence(name)
         print(f"# {name}: max |ours - naive| / max |naive| = {rel:.1e} (eval, same weights)", flush=True)
@@ -250,10 +267,18 @@ def main() -> None:
         ours["speedup_infer_cpu"] = naive["infer_cpu_s_per_sample"] / ours["infer_cpu_s_per_sample"]
         rows += [naive, ours]
         print(
-            f"# {name}: training x{ours['speedup_train']:.2f} wall / x{ours['speedup_train_cpu']:.2f} CPU time, "
+            f"# {name}: (1) training x{ours['speedup_train']:.2f} wall / x{ours['speedup_train_cpu']:.2f} CPU time, "
             f"inference x{ours['speedup_infer']:.2f} wall / x{ours['speedup_infer_cpu']:.2f} CPU time",
             flush=True,
         )
+        if not args.no_thp:
+            h = sub("--pair", name, "reference", "naive,ours,ours-fused", args.batch, args.steps, huge_pages=True)
+            env_rows.append({"model": name, "batch": args.batch, "default": speed, "huge_pages": h})
+            print(
+                f"# {name}: (2) with huge pages for both x{h['ours']['train_sps'] / h['naive']['train_sps']:.2f}; "
+                f"(3) eegalign's training step vs the reference's x{h['ours-fused']['train_sps'] / naive['train_sps']:.2f}",
+                flush=True,
+            )
     if not args.no_small:
         for name in args.models:
             r = sub("--one", name, "small", "ours", args.small_batch, args.small_steps)
@@ -264,12 +289,12 @@ def main() -> None:
     # achieved FLOP/s: the function's forward FLOPs (the naive count, i.e. without our algebraic
     # savings) x samples/s; training counted as 3x forward.
     fn_gflop = {(r["model"], r["preset"]): r["gflop"] for r in rows if r["impl"] == "naive"}
+    print("\n(1) encoders alone: same weights, same default AdamW, default allocation, timed in alternation\n")
     hdr = (
         "| model | preset | impl | params | fwd GFLOP/sample | batch | infer samples/s | train samples/s "
         "| train speed-up (wall / CPU time) | infer speed-up (wall / CPU time) | train CPU-s/sample | peak RSS (GiB) "
         "| batch-1 latency (ms) | effective train GFLOP/s (% of matmul) |"
     )
-    print()
     print(hdr)
     print("|---" * (hdr.count("|") - 1) + "|")
     for r in rows:
@@ -283,8 +308,26 @@ def main() -> None:
             f"| {r['peak_rss_gib']:.2f} | {r['latency_ms']:.0f} "
             f"| {eff:.1f} ({100 * eff / peak:.0f}%) |"
         )
+    if env_rows:
+        print("\n(2) both with huge pages (THP_MEM_ALLOC_ENABLE=1), same default AdamW, in alternation; "
+              "(3) eegalign's training step (ours, fused AdamW, huge pages) vs the reference's (naive, default AdamW, "
+              "default allocation)\n")
+        hdr = (
+            "| model | batch | naive train samples/s (default / huge pages) | ours train samples/s (default / huge pages) "
+            "| (2) ours vs naive, huge pages | ours + fused AdamW, huge pages | (3) eegalign step vs reference step |"
+        )
+        print(hdr)
+        print("|---" * (hdr.count("|") - 1) + "|")
+        for e in env_rows:
+            d, h = e["default"], e["huge_pages"]
+            print(
+                f"| {e['model']} | {e['batch']} | {d['naive']['train_sps']:.2f} / {h['naive']['train_sps']:.2f} "
+                f"| {d['ours']['train_sps']:.2f} / {h['ours']['train_sps']:.2f} "
+                f"| x{h['ours']['train_sps'] / h['naive']['train_sps']:.2f} | {h['ours-fused']['train_sps']:.2f} "
+                f"| x{h['ours-fused']['train_sps'] / d['naive']['train_sps']:.2f} |"
+            )
     if args.json:
-        args.json.write_text(json.dumps({"matmul_gflops": peak, "cpu": cpu, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"matmul_gflops": peak, "cpu": cpu, "rows": rows, "environments": env_rows}, indent=2))
 
 
 if __name__ == "__main__":
