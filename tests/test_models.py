@@ -292,3 +292,5 @@ def test_cpu_feed_forward_is_the_module_sequence(monkeypatch, act):
         assert _rel(a, r) < 1e-5
     with torch.no_grad():  # no dropout: the plain modules
         assert torch.equal(layers.feed_forward(x, lin1, lin2, act, 0.0, 0.0), lin2((F.gelu if act == "gelu" else F.relu)(lin1(x))))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision is left to autocast, not forced to fp32
+        assert layers.feed_forward(x, lin1, lin2, act, p1, p2).dtype == torch.bfloat16

@@ -27,7 +27,9 @@ Where this differs from the reference on purpose:
 - sizes (D, L) are computed from ``n_chans``/``n_times``; the time axis after the tokenizer is
   cropped to a multiple of ``hidden_dim`` = M (no-op for 440 samples: 350 = 35 x 10).
   ``downsample`` > 1 (small preset only) averages the input over that many samples first.
-- attention runs through ``scaled_dot_product_attention`` (no attention weights materialised);
+- attention runs through ``scaled_dot_product_attention`` (no attention weights materialised;
+  when training on the CPU, attention with dropout and the MLPs run as the cache-blocked kernels
+  of :mod:`eegalign.models.layers`, the same function and dropout distribution);
   the learned mixing matrices are initialised Xavier-uniform and the additive embeddings with
   N(0, 0.02) (the reference's initialisation of these is not documented).
 - a text ``out_shape`` (tokens, dim) widens the last Linear to tokens*dim and normalises per token.

@@ -247,11 +247,12 @@ def _activation_backward(grad: torch.Tensor, a: torch.Tensor, act: str) -> torch
 def feed_forward(x: torch.Tensor, lin1: nn.Linear, lin2: nn.Linear, act: str, p1: float, p2: float) -> torch.Tensor:
     """``Dropout(p2)(lin2(Dropout(p1)(act(lin1(x)))))`` on (..., E); ``act`` is ``"gelu"`` or ``"relu"``.
 
-    In training on the CPU (float32, gradients on) this is :class:`_FeedForwardCPU`, cache-blocked
+    In training on the CPU (float32, no autocast, gradients on) this is :class:`_FeedForwardCPU`, cache-blocked
     over rows; otherwise the plain sequence of modules (dropout is the identity when ``p = 0``,
     which the caller passes in eval mode).
     """
-    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled() and (p1 > 0 or p2 > 0):
+    cpu_fp32 = x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+    if cpu_fp32 and torch.is_grad_enabled() and (p1 > 0 or p2 > 0):
         lead = x.shape[:-1]
         y = _FeedForwardCPU.apply(x.reshape(-1, x.shape[-1]), lin1.weight, lin1.bias, lin2.weight, lin2.bias, act, p1, p2)
         return y.view(*lead, y.shape[-1])

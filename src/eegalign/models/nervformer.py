@@ -25,7 +25,9 @@ Where this differs from the reference on purpose (same function throughout):
   first and then the convolution with stride 5 (both are linear and commute), which needs
   ~5.6x fewer multiply-adds and never builds the (B, 40, C, 416) tensor. ``fast_conv=False``
   runs the literal order.
-- attention through ``scaled_dot_product_attention``; the PE length comes from ``n_times``; the
+- attention through ``scaled_dot_product_attention`` (training on the CPU: attention with dropout
+  and the encoder's feed-forward through the cache-blocked kernels of :mod:`eegalign.models.layers`,
+  same function and dropout distribution); the PE length comes from ``n_times``; the
   (C x 1) spatial convolutions run as one matmul each.
 - the reference registers its ``TransformerEncoderLayer`` template as a module *and* hands it to
   ``nn.TransformerEncoder`` (which deep-copies it), so one unused layer (1,315,072 parameters,
