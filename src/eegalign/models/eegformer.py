@@ -62,7 +62,7 @@ class _MixedTokens(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, G, N, D) -> (B, G, N, D)
         b, g, n, d = x.shape
         # one 2-D matmul (with a strided 4-D input, matmul would broadcast the weight per batch)
-        x = (x.reshape(b * g * n, d) @ self.mix).view(b, g, n, d) + self.embedding  # (B, G, N, D) + (G, N, D)
+        x = (x.reshape(b * g * n, d) @ self.mix).view(b, g, n, d).add_(self.embedding)  # (B, G, N, D) + (G, N, D)
         return self.blocks(x.view(b * g, n, d)).view(b, g, n, d)  # attention over the N axis
 
 

@@ -195,11 +195,11 @@ class _FeedForwardCPU(torch.autograd.Function):
         for i in range(0, r, rows):
             j = min(i + rows, r)
             a = pre[i:j]
-            torch.addmm(b1, x[i:j], w1.t(), out=a)
+            torch.mm(x[i:j], w1.t(), out=a).add_(b1)  # (addmm with out= would first copy the bias over out)
             h = _activation(a, act)  # (n, hidden), a chunk-sized temporary
             if keep1 is not None:
                 _drop_(h, keep1[i:j], u_buf[: j - i, :hid], p1)
-            y = torch.addmm(b2, h, w2.t(), out=out[i:j])
+            y = torch.mm(h, w2.t(), out=out[i:j]).add_(b2)
             if keep2 is not None:
                 _drop_(y, keep2[i:j], u_buf[: j - i, :e_out], p2)
         ctx.save_for_backward(x, w1, w2, pre, keep1, keep2)
@@ -211,8 +211,8 @@ class _FeedForwardCPU(torch.autograd.Function):
         x, w1, w2, pre, keep1, keep2 = ctx.saved_tensors
         r, hid, e_out, rows = x.shape[0], w1.shape[0], w2.shape[0], ctx.rows
         dx = torch.empty_like(x)
-        dw1, dw2 = torch.zeros_like(w1), torch.zeros_like(w2)
-        db1, db2 = w1.new_zeros(hid), w2.new_zeros(e_out)
+        dw1, dw2 = torch.empty_like(w1), torch.empty_like(w2)  # the first chunk writes, the others add
+        db1, db2 = w1.new_empty(hid), w2.new_empty(e_out)
         dh_buf = x.new_empty(min(rows, r), hid)
         for i in range(0, r, rows):
             j, n = min(i + rows, r), min(rows, r - i)
@@ -222,16 +222,24 @@ class _FeedForwardCPU(torch.autograd.Function):
             h = _activation(a, ctx.act)
             if keep1 is not None:
                 h.mul_(keep1[i:j]).mul_(1.0 / (1.0 - ctx.p1))
-            dw2.addmm_(g.t(), h)
-            db2 += g.sum(0)
+            _accumulate(dw2, db2, g, h, first=i == 0)  # dL/dW2 += g^T h, dL/db2 += sum(g)
             torch.mm(g, w2, out=dh)  # (n, hidden)
             if keep1 is not None:
                 dh.mul_(keep1[i:j]).mul_(1.0 / (1.0 - ctx.p1))
             da = _activation_backward(dh, a, ctx.act)  # (n, hidden) dL/d(pre-activation)
-            dw1.addmm_(da.t(), x[i:j])
-            db1 += da.sum(0)
+            _accumulate(dw1, db1, da, x[i:j], first=i == 0)
             torch.mm(da, w1, out=dx[i:j])
         return dx, dw1, db1, dw2, db2, None, None, None
+
+
+def _accumulate(dw: torch.Tensor, db: torch.Tensor, grad: torch.Tensor, inp: torch.Tensor, first: bool) -> None:
+    """A Linear's weight and bias gradients from one chunk of rows: written by the first chunk, added by the others."""
+    if first:
+        torch.mm(grad.t(), inp, out=dw)  # (out, rows) @ (rows, in)
+        torch.sum(grad, 0, out=db)
+    else:
+        dw.addmm_(grad.t(), inp)
+        db.add_(grad.sum(0))
 
 
 def _activation(a: torch.Tensor, act: str) -> torch.Tensor:
@@ -324,9 +332,9 @@ class PostNormEncoderLayer(nn.Module):
         self.dropout2 = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, E) -> (B, L, E)
-        x = self.norm1(x + self.dropout1(self.self_attn(x)))
+        x = self.norm1(self.dropout1(self.self_attn(x)).add_(x))  # in place on a fresh output: one large tensor fewer
         p1, p2 = (self.dropout.p, self.dropout2.p) if self.training else (0.0, 0.0)
-        return self.norm2(x + feed_forward(x, self.linear1, self.linear2, "relu", p1, p2))  # (B, L, E)
+        return self.norm2(feed_forward(x, self.linear1, self.linear2, "relu", p1, p2).add_(x))  # (B, L, E)
 
 
 class PreNormBlock(nn.Module):
@@ -346,7 +354,7 @@ class PreNormBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, E) -> (B, L, E)
-        x = x + self.attn(self.norm1(x))
+        x = self.attn(self.norm1(x)).add_(x)  # residual, in place on the fresh attention output
         m = self.mlp  # Linear, GELU, Dropout, Linear, Dropout: parameters stay under these names
         p1, p2 = (m[2].p, m[4].p) if self.training else (0.0, 0.0)
-        return x + feed_forward(self.norm2(x), m[0], m[3], "gelu", p1, p2)  # (B, L, E)
+        return feed_forward(self.norm2(x), m[0], m[3], "gelu", p1, p2).add_(x)  # (B, L, E)
