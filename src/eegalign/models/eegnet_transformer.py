@@ -206,8 +206,10 @@ class EEGNetTransformer(EncoderBase):
         x = self.pos(self.proj(x.flatten(2).transpose(1, 2)))  # (B, N, F2) -> (B, N, E)
         x = self.encoder(x)
         x = F.interpolate(x.transpose(1, 2), size=self.out_tokens, mode="linear", align_corners=False)  # (B, E, 77)
-        x = x.permute(2, 0, 1)  # (77, B, E): one matmul per token, batched
-        x = torch.baddbmm(self.head_b1.unsqueeze(1), x, self.head_w1.transpose(1, 2))  # (77, B, hid)
+        # one matmul per token, batched, with the batch as the last axis: W (77, out, in) @ x (77, in, B),
+        # so the weight gradients come out in the weights' own layout (no copy of 50 M values per step)
+        x = x.permute(2, 1, 0)  # (77, E, B)
+        x = torch.baddbmm(self.head_b1.unsqueeze(2), self.head_w1, x)  # (77, hid, B)
         x = self.head_drop(F.gelu(x))
-        x = torch.baddbmm(self.head_b2.unsqueeze(1), x, self.head_w2.transpose(1, 2))  # (77, B, dim)
-        return x.transpose(0, 1).reshape(b, *self.out_shape)
+        x = torch.baddbmm(self.head_b2.unsqueeze(2), self.head_w2, x)  # (77, dim, B)
+        return x.permute(2, 0, 1).reshape(b, *self.out_shape)  # (B, 77, dim)
