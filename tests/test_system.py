@@ -216,3 +216,24 @@ def test_fused_adamw_is_the_same_update() -> None:
             opt.step()
     for (k, a), b in zip(fused.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_load_encoder_does_not_import_lightning(tmp_path):
+    """eegalign.checkpoints rebuilds an encoder from a checkpoint without the Lightning import (evaluate --ckpt)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, torch
+from eegalign.models import build_model, encoder_config
+model = build_model("mlp", preset="small")
+state = {{"encoder." + k: v for k, v in model.state_dict().items()}}
+torch.save({{"state_dict": state, "eegalign": {{"encoder": encoder_config(model), "route": "image"}}}}, r"{tmp_path / 'x.ckpt'}")
+from eegalign.checkpoints import load_encoder
+encoder, info = load_encoder(r"{tmp_path / 'x.ckpt'}")
+x = torch.randn(2, model.n_chans, model.n_times)
+assert torch.equal(encoder(x), model.eval()(x)) and info["route"] == "image"
+print(sorted(m for m in sys.modules if m.split(".")[0] == "lightning"))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -2,7 +2,7 @@
 
 Two entry points share one pipeline:
 
-* :func:`predict_checkpoint` runs a trained encoder (``eegalign.system.load_encoder``) over one
+* :func:`predict_checkpoint` runs a trained encoder (``eegalign.checkpoints.load_encoder``) over one
   split of a cache and returns a :class:`~eegalign.predictions.Predictions`;
 * :func:`evaluate_to_dir` computes every metric of ``docs/evaluation.md`` for a Predictions
   object (with the train-split targets for baselines and class prototypes, when known) and
@@ -85,8 +85,8 @@ def predict_checkpoint(
     import torch
     from tqdm.auto import tqdm
 
+    from eegalign.checkpoints import load_encoder
     from eegalign.data.cache import Cache
-    from eegalign.system import load_encoder
 
     cache = Cache.open(cache_dir)
     encoder, info = load_encoder(ckpt)

@@ -46,7 +46,7 @@ def _call(argv: list[str]) -> None:
 def _best_checkpoint(run_dir: Path) -> Path:
     """The checkpoint Lightning's ModelCheckpoint chose on validation (recorded in last.ckpt)."""
     from eegalign.errors import EEGAlignError
-    from eegalign.system import read_checkpoint
+    from eegalign.checkpoints import read_checkpoint
 
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
