@@ -208,12 +208,13 @@ def convert_state(ours: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, 
     """Rename (and unstack) an eegalign encoder's state dict (or any name -> tensor dict) for its naive twin."""
     sd = dict(state)
     if isinstance(ours, EEGNetTransformer):
-        for i in range(ours.out_tokens):
-            for j, (w, b) in ((0, ("head_w1", "head_b1")), (3, ("head_w2", "head_b2"))):
-                if w in sd:
-                    sd[f"heads.{i}.{j}.weight"], sd[f"heads.{i}.{j}.bias"] = sd[w][i], sd[b][i]
-        for key in ("head_w1", "head_b1", "head_w2", "head_b2"):
-            sd.pop(key, None)
+        for j, (w, b) in ((0, ("head_w1", "head_b1")), (3, ("head_w2", "head_b2"))):
+            groups = sorted((k for k in sd if k.startswith(w + ".")), key=lambda k: int(k.rsplit(".", 1)[1]))
+            if groups:  # stacked by groups of tokens -> one Linear per token
+                weights = torch.cat([sd.pop(k) for k in groups])
+                biases = torch.cat([sd.pop(k.replace(w, b, 1)) for k in groups])
+                for i in range(ours.out_tokens):
+                    sd[f"heads.{i}.{j}.weight"], sd[f"heads.{i}.{j}.bias"] = weights[i], biases[i]
         sd = {(f"encoder.layers.{k[len('encoder.'):]}" if k.startswith("encoder.") else k): v for k, v in sd.items()}
     return sd
 
