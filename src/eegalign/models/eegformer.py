@@ -116,7 +116,9 @@ class EEGFormer(EncoderBase):
             x = F.avg_pool1d(x, self.hyper["downsample"])
         x = F.relu(self.conv1(x))  # (B, S, T) -> (B, S, T-k+1)
         x = F.relu(self.conv2(x))
-        x = F.relu(self.conv3(x))[..., :d]  # (B, S*C, D), channel = s*C + c
+        x = F.relu(self.conv3(x))  # (B, S*C, T''), channel = s*C + c
+        if x.shape[-1] != d:  # crop to M segments (a no-op slice would still cost a zero-filled gradient)
+            x = x[..., :d]  # (B, S*C, D)
         x = self.regional(x.view(b, s, c, d))  # (B, S, C, D), attention over filters
         x = self.synchronous(x.transpose(1, 2))  # (B, C, S, D), attention over electrodes
         x = x.reshape(b, c * s, m, d // m).mean(-1)  # (B, L=C*S, M)

@@ -111,8 +111,9 @@ class _DropoutAttentionCPU(torch.autograd.Function):
             pc.baddbmm_(q, k.transpose(1, 2), beta=0.0, alpha=scale)  # scores
             pc.sub_(pc.amax(-1, keepdim=True)).exp_()
             pc.div_(pc.sum(-1, keepdim=True))  # softmax over keys
-            torch.ge(u.uniform_(), p, out=kc)  # P(kept) = 1 - p
-            torch.mul(pc, kc, out=u).mul_(keep_scale)
+            torch.ge(u.uniform_(), p, out=u)  # 1.0 where kept: P(kept) = 1 - p
+            kc.copy_(u)
+            u.mul_(keep_scale).mul_(pc)  # dropped, scaled probabilities
             o = torch.bmm(u, v)  # (n, L, d)
             out[i:j].view(j - i, length, heads, d).copy_(o.view(j - i, heads, length, d).transpose(1, 2))
         ctx.save_for_backward(qkv, probs, keep, out)
@@ -129,18 +130,19 @@ class _DropoutAttentionCPU(torch.autograd.Function):
         # rowsum(dP * P) per (sample, head, query) = <dO, O> over that head's d features
         rowdot = (grad * out).view(b, length, heads, d).sum(-1).transpose(1, 2).reshape(b * heads, length, 1)
         dqkv = torch.empty_like(qkv)  # (B, L, 3E)
-        buf = qkv.new_empty(2, min(step, b) * heads, length, length)
+        buf = qkv.new_empty(3, min(step, b) * heads, length, length)
         for i in range(0, b, step):
             j = min(i + step, b)
             n = (j - i) * heads
             q, k, v = _split_heads(qkv[i:j], heads)  # 3 x (n, L, d)
             go = grad[i:j].reshape(j - i, length, heads, d).transpose(1, 2).reshape(n, length, d)
             pc, kc = probs[i * heads : j * heads], keep[i * heads : j * heads]
-            pd, g = buf[0, :n], buf[1, :n]
-            torch.mul(pc, kc, out=pd).mul_(ctx.keep_scale)  # dropped, scaled probabilities
+            m, pd, g = buf[0, :n], buf[1, :n], buf[2, :n]
+            m.copy_(kc).mul_(ctx.keep_scale)  # 1/(1-p) where kept, else 0 (float: used twice)
+            torch.mul(m, pc, out=pd)  # dropped, scaled probabilities
             dv = torch.bmm(pd.transpose(1, 2), go)  # (n, L, d)
             torch.bmm(go, v.transpose(1, 2), out=g)  # dL/d(dropped probabilities)
-            g.mul_(kc).mul_(ctx.keep_scale).sub_(rowdot[i * heads : j * heads]).mul_(pc)  # dL/d(scores)
+            g.mul_(m).sub_(rowdot[i * heads : j * heads]).mul_(pc)  # dL/d(scores)
             dq = torch.bmm(g, k).mul_(ctx.scale)  # (n, L, d)
             dk = torch.bmm(g.transpose(1, 2), q).mul_(ctx.scale)
             dst = dqkv[i:j].view(j - i, length, 3, heads, d)
@@ -157,10 +159,10 @@ def _split_heads(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Ten
     return tuple(t.reshape(n * heads, length, d) for t in parts.unbind(0))  # type: ignore[return-value]
 
 
-# Rows x hidden units per chunk of the CPU feed-forward below (2**18 floats = 1 MiB), and at
+# Rows x hidden units per chunk of the CPU feed-forward below (2**20 floats = 4 MiB), and at
 # least this many rows per chunk, so wide layers (EEGFormer's temporal MLP: 2560 -> 10240) still
 # run their matmuls on enough rows to be compute-bound rather than re-streaming the weights.
-_FF_CHUNK = 2**18
+_FF_CHUNK = 2**20
 _FF_MIN_ROWS = 256
 # Above this many first-layer weights (16 MiB) the weights, not the activations, are what leaves
 # the cache: all rows go in one chunk.
@@ -168,9 +170,19 @@ _FF_MAX_WEIGHT = 2**22
 
 
 def _drop_(x: torch.Tensor, keep: torch.Tensor, u: torch.Tensor, p: float) -> torch.Tensor:
-    """In place: draw which elements of ``x`` are kept (into ``keep``, bool), zero the others, scale by 1/(1-p)."""
-    torch.ge(u.uniform_(), p, out=keep)  # P(kept) = 1 - p, as nn.Dropout
-    return x.mul_(keep).mul_(1.0 / (1.0 - p))  # (a float-by-bool multiply is ~6x cheaper than masked_fill_ here)
+    """In place: draw which elements of ``x`` are kept (into ``keep``, bool), zero the others, scale by 1/(1-p).
+
+    ``u`` is a float scratch buffer of ``x``'s shape: the mask is applied as a float multiply
+    (a float-by-bool multiply converts the bool tensor through a temporary first).
+    """
+    torch.ge(u.uniform_(), p, out=u)  # 1.0 where kept: P(kept) = 1 - p, as nn.Dropout
+    keep.copy_(u)
+    return x.mul_(u.mul_(1.0 / (1.0 - p)))
+
+
+def _scaled_mask(keep: torch.Tensor, buf: torch.Tensor, p: float) -> torch.Tensor:
+    """``keep`` (bool) as float 1/(1-p) or 0 in ``buf`` (same shape), for float multiplies."""
+    return buf.copy_(keep).mul_(1.0 / (1.0 - p))
 
 
 class _FeedForwardCPU(torch.autograd.Function):
@@ -191,17 +203,17 @@ class _FeedForwardCPU(torch.autograd.Function):
         keep1 = torch.empty(r, hid, dtype=torch.bool) if p1 > 0 else None
         keep2 = torch.empty(r, e_out, dtype=torch.bool) if p2 > 0 else None
         rows = r if w1.numel() > _FF_MAX_WEIGHT else max(_FF_MIN_ROWS, _FF_CHUNK // hid)
-        u_buf = x.new_empty(min(rows, r), max(hid, e_out))
+        u1_buf, u2_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), e_out)
         for i in range(0, r, rows):
             j = min(i + rows, r)
             a = pre[i:j]
             torch.mm(x[i:j], w1.t(), out=a).add_(b1)  # (addmm with out= would first copy the bias over out)
             h = _activation(a, act)  # (n, hidden), a chunk-sized temporary
             if keep1 is not None:
-                _drop_(h, keep1[i:j], u_buf[: j - i, :hid], p1)
+                _drop_(h, keep1[i:j], u1_buf[: j - i], p1)
             y = torch.mm(h, w2.t(), out=out[i:j]).add_(b2)
             if keep2 is not None:
-                _drop_(y, keep2[i:j], u_buf[: j - i, :e_out], p2)
+                _drop_(y, keep2[i:j], u2_buf[: j - i], p2)
         ctx.save_for_backward(x, w1, w2, pre, keep1, keep2)
         ctx.act, ctx.p1, ctx.p2, ctx.rows = act, p1, p2, rows
         return out
@@ -213,19 +225,21 @@ class _FeedForwardCPU(torch.autograd.Function):
         dx = torch.empty_like(x)
         dw1, dw2 = torch.empty_like(w1), torch.empty_like(w2)  # the first chunk writes, the others add
         db1, db2 = w1.new_empty(hid), w2.new_empty(e_out)
-        dh_buf = x.new_empty(min(rows, r), hid)
+        dh_buf, m1_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), hid)
+        m2_buf = x.new_empty(min(rows, r), e_out)
         for i in range(0, r, rows):
             j, n = min(i + rows, r), min(rows, r - i)
             a, dh, g = pre[i:j], dh_buf[:n], grad[i:j]
             if keep2 is not None:
-                g = g.mul(keep2[i:j]).mul_(1.0 / (1.0 - ctx.p2))  # (n, E_out) dL/dy
+                g = g * _scaled_mask(keep2[i:j], m2_buf[:n], ctx.p2)  # (n, E_out) dL/dy
             h = _activation(a, ctx.act)
             if keep1 is not None:
-                h.mul_(keep1[i:j]).mul_(1.0 / (1.0 - ctx.p1))
+                m1 = _scaled_mask(keep1[i:j], m1_buf[:n], ctx.p1)  # (n, hidden), used twice
+                h.mul_(m1)
             _accumulate(dw2, db2, g, h, first=i == 0)  # dL/dW2 += g^T h, dL/db2 += sum(g)
             torch.mm(g, w2, out=dh)  # (n, hidden)
             if keep1 is not None:
-                dh.mul_(keep1[i:j]).mul_(1.0 / (1.0 - ctx.p1))
+                dh.mul_(m1)
             da = _activation_backward(dh, a, ctx.act)  # (n, hidden) dL/d(pre-activation)
             _accumulate(dw1, db1, da, x[i:j], first=i == 0)
             torch.mm(da, w1, out=dx[i:j])
