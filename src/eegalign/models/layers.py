@@ -190,9 +190,9 @@ class _FeedForwardCPU(torch.autograd.Function):
 
     The same function and dropout distribution as the module-by-module version. A chunk of
     rows goes through both Linears, the activation and both dropouts while its (rows, hidden)
-    block is in cache; for backward only the pre-activation (float) and the dropped positions
+    block is in cache; for backward only the pre-activation (float) and the kept positions
     (bool) are kept, and the activation and its dropout are recomputed per chunk. Weight
-    gradients accumulate over chunks with ``addmm_``.
+    gradients are written by the first chunk and accumulated by the others.
     """
 
     @staticmethod
