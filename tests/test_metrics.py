@@ -175,7 +175,7 @@ def test_compute_metrics_layout_perfect_predictions() -> None:
     assert set(m["per_subject"]) == {"1", "2"} and m["per_subject"]["1"]["n"] == 12
     assert m["per_subject"]["1"]["all_top1"] == 1.0
     assert m["settings"]["baseline_source"] == "train"
-    assert arrays["sim"].shape == (24, 12)
+    assert arrays["sim_centred"].shape == (24, 12)
 
 
 def test_compute_metrics_noise_is_not_significant_and_split_mean_is_labelled() -> None:

@@ -67,3 +67,62 @@ def test_renderers_escape_and_keep_order() -> None:
     assert md.index("first") < md.index("x\\|y") < md.index("second")
     assert "&lt;i&gt;" in page and "<strong>bold</strong>" in page and "<code>code</code>" in page
     assert "A &lt;b&gt;" in page and BLOCK_DESIGN_CAVEAT.startswith("The CVPR40")
+
+
+def _clip_like(tmp_path: Path, train: bool, route: str = "image") -> tuple[dict, dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Targets sharing a large mean direction, as CLIP embeddings do: (metrics, arrays, pred, cands, centre)."""
+    rng = np.random.default_rng(1)
+    shape = (32,) if route == "image" else (4, 8)
+    n_img, subjects = 12, 2
+    mean_dir = 3.0 * np.ones(shape, np.float32)
+    img = (mean_dir + rng.normal(size=(n_img, *shape))).astype(np.float32)
+    true = np.repeat(img, subjects, axis=0)
+    pred = (true + rng.normal(size=true.shape)).astype(np.float32)
+    ids = [f"i{i}" for i in range(n_img) for _ in range(subjects)]
+    label, subject = np.repeat(np.arange(n_img) % 4, subjects), np.tile(np.arange(1, subjects + 1), n_img)
+    train_t = (mean_dir + rng.normal(size=(20, *shape))).astype(np.float32)
+    kw = dict(train_targets=train_t, train_labels=np.arange(20) % 4) if train else {}
+    metrics, arrays = compute_metrics(pred, true, ids, label, subject, n_boot=50, n_perm=49, **kw)
+    centre = (train_t if train else img).astype(np.float64).mean(0)
+    return metrics, arrays, pred, img, centre
+
+
+def _capture_imshow(monkeypatch) -> list[np.ndarray]:
+    import matplotlib.axes
+
+    seen: list[np.ndarray] = []
+    orig = matplotlib.axes.Axes.imshow
+
+    def imshow(self, x, *a, **kw):
+        seen.append(np.asarray(x))
+        return orig(self, x, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "imshow", imshow)
+    return seen
+
+
+def _centred_cosine(pred: np.ndarray, cands: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Reference by hand: (N, F), (M, F), (F,) -> (N, M) cosine after subtracting ``centre``."""
+    p = pred.reshape(len(pred), -1) - centre.reshape(-1)
+    c = cands.reshape(len(cands), -1) - centre.reshape(-1)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    return p @ c.T
+
+
+def test_similarity_matrix_figure_shows_centred_cosine(tmp_path: Path, monkeypatch) -> None:
+    """Raw cosine of embeddings sharing a mean direction is nearly uniform: the figure centres on the train mean."""
+    for route, train in (("image", True), ("image", False), ("text", True)):
+        seen = _capture_imshow(monkeypatch)
+        m, arrays, pred, cands, centre = _clip_like(tmp_path, train, route)
+        out = tmp_path / f"{route}-{train}"
+        write_report(out, m, arrays, None, {"model": "x", "split": "test"})
+        (shown,) = seen
+        expected = _centred_cosine(pred, cands, centre)  # (N, M), candidates in first-seen order = image order
+        np.testing.assert_allclose(np.sort(shown.ravel()), np.sort(expected.ravel()), atol=1e-5)
+        assert shown.std() > 0.2, "centred cosine spreads over the colour scale"
+        md = (out / "report.md").read_text()
+        which = "train mean" if train else "split mean"
+        caption = next(line for line in md.splitlines() if line.startswith("![") and "similarity_matrix" in line)
+        assert "centred cosine" in caption.lower() and which in caption, caption
+        monkeypatch.undo()

@@ -435,9 +435,11 @@ def compute_metrics(
 
     Returns ``(metrics, arrays)``: the metrics.json dict (contract layout plus ``settings``,
     ``retrieval_raw`` for the text route, ``retrieval_averaged`` if asked) and the per-trial
-    arrays the report's figures need. ``average_trials``: ``"image_subject"`` (or True) averages
-    the predictions of all trials of one image and one subject before retrieval, ``"image"``
-    all trials of one image (across subjects); reported separately as ``retrieval_averaged``.
+    arrays the report's figures need (``sim_centred``: ``(N, M)`` cosine of each prediction with
+    each candidate after subtracting the mean target, train or split, from both).
+    ``average_trials``: ``"image_subject"`` (or True) averages the predictions of all trials of
+    one image and one subject before retrieval, ``"image"`` all trials of one image (across
+    subjects); reported separately as ``retrieval_averaged``.
     """
     pred = np.asarray(pred, dtype=np.float32)
     true = np.asarray(true, dtype=np.float32)
@@ -507,7 +509,12 @@ def compute_metrics(
     model_block, model_aux = block(pred, "")
     metrics.update(model_block)
     base_block, base_aux = block(baseline_pred, "baseline_")
-    arrays["sim"] = np.ascontiguousarray(model_aux["sim"])
+    # The report's matrix figure: cosine after subtracting the mean target from predictions and candidates
+    # (raw cosine of CLIP-like targets is dominated by their shared mean direction). The text route's
+    # retrieval matrix is already centred on it.
+    arrays["sim_centred"] = np.ascontiguousarray(
+        model_aux["sim"] if route == "text" else similarity_matrix(pred, cands, mean_target)
+    )  # (N, M)
     perm = permutation_test(model_aux["sim"], answer, n_perm, seed)
     perm_cos = permutation_test(model_aux["sim_raw"], answer, n_perm, seed) if route == "text" else perm
     metrics["baselines"] = {

@@ -86,6 +86,11 @@ def _metric_label(key: str) -> str:
     return f"{k}-way {top.replace('top', 'top-')}"
 
 
+def _centre_name(metrics: dict) -> str:
+    """The mean target the similarity-matrix figure is centred on: "train mean" or "split mean"."""
+    return "train mean" if metrics["settings"]["baseline_source"] == "train" else "split mean"
+
+
 def _kway_sort(key: str) -> tuple[int, int]:
     k = 10**9 if key.startswith("all_") else int(key.split("way_")[0])
     return (int(key.rsplit("top", 1)[1]), k)
@@ -103,6 +108,7 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     base_label = metrics["settings"]["baseline_label"]
+    centre = _centre_name(metrics)
     out: dict[str, str] = {}
 
     def save(fig: Any, name: str) -> None:
@@ -167,24 +173,29 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
     plt.close(fig)
     out["per_subject"] = "figures/per_subject.png"
 
-    # trial x image similarity matrix, both sorted by class
-    sim, answer, cand_label, label = arrays["sim"], arrays["answer"], arrays["cand_label"], arrays["label"]
-    col = np.lexsort((np.arange(len(cand_label)), cand_label))
+    # trial x image centred-cosine matrix, both sorted by class (raw cosine of CLIP-like targets is
+    # dominated by their shared mean direction and looks uniform)
+    sim, answer, cand_label, label = arrays["sim_centred"], arrays["answer"], arrays["cand_label"], arrays["label"]
+    col = np.lexsort((np.arange(len(cand_label)), cand_label))  # (M,) candidate order
     pos = np.empty_like(col)
-    pos[col] = np.arange(len(col))
-    row = np.lexsort((pos[answer], label))
+    pos[col] = np.arange(len(col))  # (M,) column of each candidate
+    row = np.lexsort((pos[answer], label))  # (N,) trial order
+    shown = sim[row][:, col]  # (N, M)
+    finite = shown[np.isfinite(shown)]
+    lim = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
     fig, ax = plt.subplots(figsize=(6.5, 5.2))
-    im = ax.imshow(sim[row][:, col], aspect="auto", interpolation="nearest", cmap="viridis")
+    im = ax.imshow(shown, aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim)
     n_cls = len(np.unique(cand_label))
     if 1 < n_cls <= 60:  # class boundaries
         for b in np.flatnonzero(np.diff(cand_label[col])) + 0.5:
-            ax.axvline(b, color="white", lw=0.4, alpha=0.7)
+            ax.axvline(b, color="#444444", lw=0.4, alpha=0.7)
         for b in np.flatnonzero(np.diff(label[row])) + 0.5:
-            ax.axhline(b, color="white", lw=0.4, alpha=0.7)
+            ax.axhline(b, color="#444444", lw=0.4, alpha=0.7)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("candidate image (sorted by class; white lines: class boundaries)")
+    ax.set_xlabel("candidate image (sorted by class; grey lines: class boundaries)")
     ax.set_ylabel("trial (sorted by class, then image)")
-    fig.colorbar(im, ax=ax, label="cosine" + (" (train-mean centred)" if metrics["route"] == "text" else ""))
+    ax.set_title(f"centred cosine (prediction and candidate minus the {centre})", fontsize=9)
+    fig.colorbar(im, ax=ax, label=f"cosine centred on the {centre}")
     save(fig, "similarity_matrix")
 
     if "token_cosine_curve" in arrays:
@@ -342,8 +353,10 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
     if "similarity_matrix" in figs:
         ret.fig(
             figs["similarity_matrix"],
-            "Cosine of every trial's prediction with every candidate image, both sorted by class: a class-level "
-            "decoder shows blocks on the diagonal, an image-level one a sharp diagonal.",
+            f"Centred cosine of every trial's prediction with every candidate image: the {_centre_name(metrics)} "
+            "target is subtracted from both (as for the mean-target baseline; raw cosine of CLIP embeddings is "
+            "dominated by their shared mean direction and looks uniform), so 0 means no closer than the mean. "
+            "Both sorted by class: a class-level decoder shows blocks on the diagonal, an image-level one a sharp diagonal.",
         )
     out.append(ret)
 
