@@ -126,3 +126,17 @@ def test_similarity_matrix_figure_shows_centred_cosine(tmp_path: Path, monkeypat
         caption = next(line for line in md.splitlines() if line.startswith("![") and "similarity_matrix" in line)
         assert "centred cosine" in caption.lower() and which in caption, caption
         monkeypatch.undo()
+
+
+def test_per_subject_table_states_chance(tmp_path: Path) -> None:
+    """Every accuracy column of the per-subject table carries its chance level."""
+    m, md, _ = _report(tmp_path, "image", train=True)
+    sec = md.split("## Per subject", 1)[1].split("\n## ", 1)[0]
+    header = next(line for line in sec.splitlines() if line.startswith("| subject"))
+    chance = {
+        "all top1": m["retrieval"]["all_top1"]["chance"], "all top5": m["retrieval"]["all_top5"]["chance"],
+        "2way top1": m["retrieval"]["2way_top1"]["chance"], "classification top1": m["classification"]["top1"]["chance"],
+    }
+    for col, c in chance.items():
+        assert f"{col} (chance {100 * c:.1f}%)" in header, (col, header)
+    assert "| cosine" in header and "cosine (chance" not in header

@@ -91,6 +91,15 @@ def _centre_name(metrics: dict) -> str:
     return "train mean" if metrics["settings"]["baseline_source"] == "train" else "split mean"
 
 
+def _subject_chance(metrics: dict, key: str) -> float | None:
+    """Chance level of a per-subject column (``all_top1``, ``classification_top1``, ...); None for cosine."""
+    if key == "cosine":
+        return None
+    if key.startswith("classification_"):
+        return metrics["classification"][key.split("_", 1)[1]]["chance"]
+    return metrics["retrieval"][key]["chance"]
+
+
 def _kway_sort(key: str) -> tuple[int, int]:
     k = 10**9 if key.startswith("all_") else int(key.split("way_")[0])
     return (int(key.rsplit("top", 1)[1]), k)
@@ -159,8 +168,8 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
         bv = [metrics["per_subject"][s][f"baseline_{key}"] or 0.0 for s in subs]
         ax.bar(x - 0.2, mv, 0.4, color="#1f77b4", label="model")
         ax.bar(x + 0.2, bv, 0.4, color="#999999", label="baseline")
-        if key != "cosine":
-            chance = metrics["classification"]["top1"]["chance"] if key.startswith("class") else ret[key]["chance"]
+        chance = _subject_chance(metrics, key)
+        if chance is not None:
             ax.axhline(chance, color="k", ls="--", lw=1)
         ax.set_xticks(x)
         ax.set_xticklabels(subs)
@@ -404,8 +413,9 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
             f = _num if k == "cosine" else _pct
             cells.append(f"{f(row[k])} ({f(row['baseline_' + k])})")
         rows.append(cells)
-    ps.p(f"Model value, with the {bname} baseline in parentheses.")
-    ps.table(["subject", "trials", *[k.replace("_", " ") for k in cols]], rows)
+    ps.p(f"Model value, with the {bname} baseline in parentheses; chance levels in the column headers.")
+    heads = [k.replace("_", " ") + ("" if k == "cosine" else f" (chance {_pct(_subject_chance(metrics, k))})") for k in cols]
+    ps.table(["subject", "trials", *heads], rows)
     if "per_subject" in figs:
         ps.fig(figs["per_subject"], "Per-subject metrics, model vs baseline; dashed: chance.")
     out.append(ps)
