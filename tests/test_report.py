@@ -140,3 +140,30 @@ def test_per_subject_table_states_chance(tmp_path: Path) -> None:
     for col, c in chance.items():
         assert f"{col} (chance {100 * c:.1f}%)" in header, (col, header)
     assert "| cosine" in header and "cosine (chance" not in header
+
+
+def test_cosine_histogram_survives_a_diverged_prediction(tmp_path: Path, monkeypatch) -> None:
+    """A NaN prediction (a diverged model) must not blank the histogram: finite trials are drawn, the rest counted."""
+    import matplotlib.axes
+
+    drawn: list[float] = []
+    labels: list[str] = []
+    orig = matplotlib.axes.Axes.hist
+
+    def hist(self, x, *a, **kw):
+        counts, bins, patches = orig(self, x, *a, **kw)
+        drawn.append(float(np.sum(counts)))
+        labels.append(kw.get("label", ""))
+        return counts, bins, patches
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "hist", hist)
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(10, 16)).astype(np.float32)
+    true = np.repeat(img, 2, axis=0)
+    pred = (true + rng.normal(size=true.shape)).astype(np.float32)
+    pred[3] = np.nan
+    ids = [f"i{i}" for i in range(10) for _ in range(2)]
+    m, arrays = compute_metrics(pred, true, ids, np.repeat(np.arange(10) % 2, 2), np.tile([1, 2], 10), n_boot=20, n_perm=19)
+    write_report(tmp_path, m, arrays, None, {"model": "x", "split": "test"})
+    assert drawn == [20.0, 19.0], drawn  # baseline: every trial; model: all but the NaN one
+    assert "1 non-finite trial not shown" in labels[1] and "non-finite" not in labels[0], labels

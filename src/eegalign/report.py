@@ -128,11 +128,18 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
 
     # per-trial cosine vs the baseline
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    cos, bcos = arrays["cosine"], arrays["baseline_cosine"]
-    lo, hi = float(min(cos.min(), bcos.min())), float(max(cos.max(), bcos.max()))
+    cos, bcos = arrays["cosine"], arrays["baseline_cosine"]  # (N,), (N,)
+    fin, bfin = cos[np.isfinite(cos)], bcos[np.isfinite(bcos)]  # a diverged (NaN) prediction would blank the bins
+    both = np.concatenate([fin, bfin])
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
     bins = np.linspace(lo, hi if hi > lo else lo + 1e-3, 40)
-    ax.hist(bcos, bins=bins, alpha=0.55, color="#999999", label=f"{base_label} (mean {bcos.mean():.3f})")
-    ax.hist(cos, bins=bins, alpha=0.7, color="#1f77b4", label=f"model (mean {cos.mean():.3f})")
+
+    def hist_label(name: str, v: np.ndarray, shown: np.ndarray) -> str:
+        bad = len(v) - len(shown)
+        return f"{name} (mean {v.mean():.3f})" + (f"; {bad} non-finite trial{'s' * (bad > 1)} not shown" if bad else "")
+
+    ax.hist(bfin, bins=bins, alpha=0.55, color="#999999", label=hist_label(base_label, bcos, bfin))
+    ax.hist(fin, bins=bins, alpha=0.7, color="#1f77b4", label=hist_label("model", cos, fin))
     ax.set_xlabel("cosine(prediction, own target) per trial")
     ax.set_ylabel("trials")
     ax.legend(frameon=False, fontsize=8)
