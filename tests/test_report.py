@@ -167,3 +167,21 @@ def test_cosine_histogram_survives_a_diverged_prediction(tmp_path: Path, monkeyp
     write_report(tmp_path, m, arrays, None, {"model": "x", "split": "test"})
     assert drawn == [20.0, 19.0], drawn  # baseline: every trial; model: all but the NaN one
     assert "1 non-finite trial not shown" in labels[1] and "non-finite" not in labels[0], labels
+
+
+def test_synthetic_source_recognised_from_another_directory(synthetic_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A cache prepared from a relative synthetic path is still labelled synthetic when evaluated elsewhere."""
+    from eegalign.data.cache import prepare_cache
+
+    monkeypatch.chdir(synthetic_dir.parent)
+    cache = prepare_cache(synthetic_dir.name, tmp_path / "cache", progress=False)  # manifest source: "ds"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rng = np.random.default_rng(0)
+    true = np.repeat(rng.normal(size=(6, 8)).astype(np.float32), 2, axis=0)
+    ids = [f"i{i}" for i in range(6) for _ in range(2)]
+    m, arrays = compute_metrics(true + 0.1, true, ids, np.repeat(np.arange(6) % 2, 2), np.tile([1, 2], 6), n_boot=20, n_perm=19)
+    write_report(tmp_path / "rep", m, arrays, None, {"model": "x", "split": "test", "cache": str(cache)})
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Synthetic data (`eegalign data synth`)" in md

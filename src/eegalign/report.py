@@ -262,7 +262,9 @@ def _provenance(metrics: dict, ctx: dict) -> Section:
         text = Path(ctx["config"]).read_text(encoding="utf-8", errors="replace")
         s.p(f"Resolved training configuration (`{ctx['config']}`, {len(text.splitlines())} lines):")
         s.code(text if len(text) < 20_000 else text[:20_000] + "\n... (truncated)")
-    if fmt == "synthetic" or (Path(str(source)) / "synthetic.json").is_file():
+    # the source as resolved when the cache was prepared (the recorded one may be relative to another directory)
+    source_dir = manifest.get("source_identity", {}).get("path") or manifest.get("source")
+    if source_dir and (Path(source_dir) / "synthetic.json").is_file():
         protocol = (
             "Synthetic data (`eegalign data synth`), split by image like the hub data set: "
             "these numbers test the pipeline, not a brain."
