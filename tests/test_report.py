@@ -185,3 +185,45 @@ def test_synthetic_source_recognised_from_another_directory(synthetic_dir: Path,
     write_report(tmp_path / "rep", m, arrays, None, {"model": "x", "split": "test", "cache": str(cache)})
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "Synthetic data (`eegalign data synth`)" in md
+
+
+def _toy_run(tmp_path: Path, name: str, n_img: int, seed: int) -> Path:
+    from eegalign.io import write_json
+
+    rng = np.random.default_rng(seed)
+    true = np.repeat(rng.normal(size=(n_img, 16)).astype(np.float32), 2, axis=0)
+    pred = (true + rng.normal(size=true.shape)).astype(np.float32)
+    ids = [f"i{i}" for i in range(n_img) for _ in range(2)]
+    m, _ = compute_metrics(pred, true, ids, np.repeat(np.arange(n_img) % 4, 2), np.tile([1, 2], n_img), n_boot=20, n_perm=19)
+    write_json(tmp_path / name / "metrics.json", m)
+    return tmp_path / name
+
+
+def test_comparison_shows_each_runs_baseline_and_chance(tmp_path: Path, monkeypatch) -> None:
+    """compare.md puts the baseline beside every accuracy; compare.png draws each run's own chance level."""
+    import json
+
+    import matplotlib.figure
+
+    from eegalign.report import write_comparison
+
+    dashed_y: set[float] = set()
+    orig = matplotlib.figure.Figure.savefig
+
+    def savefig(self, *a, **kw):
+        ax = self.axes[0]
+        for line in ax.lines:
+            if line.get_linestyle() == "--":
+                dashed_y.update(round(float(y), 6) for y in line.get_ydata())
+        return orig(self, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    runs = [_toy_run(tmp_path, "small", 12, 0), _toy_run(tmp_path, "large", 20, 1)]
+    out = write_comparison(runs, tmp_path / "cmp")
+    assert {round(1 / 12, 6), round(1 / 20, 6)} <= dashed_y, dashed_y
+    md = (out / "compare.md").read_text()
+    for run in runs:
+        m = json.loads((run / "metrics.json").read_text())
+        b = m["baselines"]["train_mean"]["retrieval"]["all_top1"]["value"]
+        row = next(line for line in md.splitlines() if line.startswith(f"| {run.name} |"))
+        assert f"baseline {100 * b:.1f}%" in row, row

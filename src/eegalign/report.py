@@ -600,15 +600,16 @@ def write_comparison(paths: list[str | Path], out: str | Path, overwrite: bool =
                "train mean" if m.get("settings", {}).get("baseline_source", "train") == "train" else "split mean (optimistic)",
                f"{_num(m['similarity']['cosine']['mean'])} ({_num(base.get('similarity', {}).get('cosine', {}).get('mean'))})"]
         for b, k in acc_cols:
-            e = m.get(b, {}).get(k)
-            row.append(f"{_acc(e)}; chance {_pct(e['chance'])}" if e else "n/a")
+            e, be = m.get(b, {}).get(k), base.get(b, {}).get(k)
+            row.append(f"{_acc(e)}; chance {_pct(e['chance'])}; baseline {_pct(be['value'] if be else None)}" if e else "n/a")
         p = m.get("baselines", {}).get("permutation_p")
         row.append("n/a" if p is None else f"{p:.3g}")
         rows.append(row)
     sec = Section("Runs side by side")
     sec.p(
-        "Accuracies: value [95% bootstrap CI]; chance beside each. Cosine: mean own-target cosine, with the run's "
-        "baseline (train mean, or split mean when no train targets were given) in parentheses. Runs on different routes are compared on the metrics both define; "
+        "Accuracies: value [95% bootstrap CI]; chance and the run's baseline beside each. Cosine: mean own-target "
+        "cosine, with the baseline in parentheses. Baseline: the run's train mean, or split mean when no train targets "
+        "were given (see the baseline column). Runs on different routes are compared on the metrics both define; "
         "runs on different splits or caches are not comparable."
     )
     sec.table(header, rows)
@@ -618,14 +619,13 @@ def write_comparison(paths: list[str | Path], out: str | Path, overwrite: bool =
     width = 0.8 / len(runs)
     x = np.arange(len(top1))
     for i, (name, m) in enumerate(runs):
-        vals = np.array([m.get(b, {}).get(k, {}).get("value", np.nan) for b, k in top1])
-        ci = np.array([m.get(b, {}).get(k, {}).get("ci95", [np.nan, np.nan]) for b, k in top1]).T
-        ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, yerr=[vals - ci[0], ci[1] - vals], capsize=2,
-               label=f"{name} ({m.get('route')})")
-    for j, (b, k) in enumerate(top1):
-        ch = next((m[b][k]["chance"] for _, m in runs if m.get(b, {}).get(k)), None)
-        if ch is not None:
-            ax.plot([j - 0.45, j + 0.45], [ch, ch], "k--", lw=1)
+        xs = x + (i - (len(runs) - 1) / 2) * width  # (n_metrics,) this run's bar centres
+        vals = np.array([m.get(b, {}).get(k, {}).get("value", np.nan) for b, k in top1])  # (n_metrics,)
+        ci = np.array([m.get(b, {}).get(k, {}).get("ci95", [np.nan, np.nan]) for b, k in top1]).T  # (2, n_metrics)
+        ax.bar(xs, vals, width, yerr=[vals - ci[0], ci[1] - vals], capsize=2, label=f"{name} ({m.get('route')})")
+        for xj, (b, k) in zip(xs, top1):  # each run's own chance (runs may differ in images or classes)
+            if m.get(b, {}).get(k):
+                ax.plot([xj - width / 2, xj + width / 2], [m[b][k]["chance"]] * 2, "k--", lw=1)
     ax.set_xticks(x)
     ax.set_xticklabels([_metric_label(k) if b == "retrieval" else "class top-1" for b, k in top1], fontsize=8)
     ax.set_ylabel("accuracy (95% CI); dashed: chance")
