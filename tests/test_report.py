@@ -227,3 +227,29 @@ def test_comparison_shows_each_runs_baseline_and_chance(tmp_path: Path, monkeypa
         b = m["baselines"]["train_mean"]["retrieval"]["all_top1"]["value"]
         row = next(line for line in md.splitlines() if line.startswith(f"| {run.name} |"))
         assert f"baseline {100 * b:.1f}%" in row, row
+
+
+def test_per_subject_figure_leaves_unscored_subjects_empty(tmp_path: Path, monkeypatch) -> None:
+    """A subject whose trials have no class prototype is 'n/a' in the table and no bar in the figure, not 0."""
+    import matplotlib.axes
+
+    heights: list[list[float]] = []
+    orig = matplotlib.axes.Axes.bar
+
+    def bar(self, x, height, *a, **kw):
+        heights.append([float(h) for h in np.atleast_1d(height)])
+        return orig(self, x, height, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", bar)
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(12, 16)).astype(np.float32)  # 12 images, one trial each
+    subject = np.repeat([1, 2, 3], 4)
+    label = np.array([0, 1, 0, 1, 1, 0, 1, 0, 2, 2, 2, 2])  # subject 3 saw only class 2
+    train = rng.normal(size=(8, 16)).astype(np.float32)
+    m, arrays = compute_metrics(true + 0.1, true, [f"i{i}" for i in range(12)], label, subject, n_boot=20, n_perm=19,
+                                train_targets=train, train_labels=np.arange(8) % 2)  # prototypes for classes 0, 1
+    assert m["per_subject"]["3"]["classification_top1"] is None
+    write_report(tmp_path, m, arrays, None, {"model": "x", "split": "test"})
+    model_cls, base_cls = heights[-2:]  # the classification panel: model bars, baseline bars
+    assert np.isnan(model_cls[2]) and np.isnan(base_cls[2]), (model_cls, base_cls)
+    assert not np.isnan(model_cls[:2]).any()

@@ -171,8 +171,9 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
     fig, axes = plt.subplots(1, len(keys_s) + 1, figsize=(3.2 * (len(keys_s) + 1), 3.4))
     x = np.arange(len(subs))
     for ax, key in zip(axes, ["cosine", *keys_s]):
-        mv = [metrics["per_subject"][s][key] or 0.0 for s in subs]
-        bv = [metrics["per_subject"][s][f"baseline_{key}"] or 0.0 for s in subs]
+        # None (no scorable trial) draws no bar: "or 0.0" drew it as a 0% accuracy
+        mv = [np.nan if (v := metrics["per_subject"][s][key]) is None else v for s in subs]
+        bv = [np.nan if (v := metrics["per_subject"][s][f"baseline_{key}"]) is None else v for s in subs]
         ax.bar(x - 0.2, mv, 0.4, color="#1f77b4", label="model")
         ax.bar(x + 0.2, bv, 0.4, color="#999999", label="baseline")
         chance = _subject_chance(metrics, key)
