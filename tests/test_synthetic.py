@@ -227,3 +227,14 @@ def test_eeg_carries_decodable_image_signal(tmp_path: Path) -> None:
     real, shuffled, chance = ridge_retrieval(out)
     assert real >= 3 * chance, f"top-1 {real:.2f} vs chance {chance:.2f}"
     assert real > max(shuffled) + 0.15, f"top-1 {real:.2f} vs shuffled {shuffled}"
+
+
+def test_stimuli_are_the_same_on_every_call(synthetic_dir: Path) -> None:
+    """SyntheticWorld.stimuli() is a function of the seed: a second call gives the same JPEGs (and image ids)."""
+    from eegalign.data.synthetic import SynthParams, SyntheticWorld
+
+    world = SyntheticWorld(SynthParams(**TINY))
+    first, second = world.stimuli(), world.stimuli()
+    assert first == second
+    info = json.loads((synthetic_dir / "synthetic.json").read_text())
+    assert [image_id_from_bytes(b) for b in second] == [r["image_id"] for r in info["images"]]

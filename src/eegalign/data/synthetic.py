@@ -481,7 +481,13 @@ class SyntheticWorld:
     def stimuli(self) -> list[bytes]:
         """JPEG bytes of every image, class-major order."""
         p = self.params
-        rngs = [np.random.default_rng(s) for s in self._stim_ss.spawn(len(self.latents))]
+        # The children spawn() would give on its first call, built explicitly: spawn() is stateful, so a
+        # second call would draw other pixel noise (other JPEGs, other image ids than the targets').
+        ss = self._stim_ss
+        rngs = [
+            np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, i), pool_size=ss.pool_size))
+            for i in range(len(self.latents))
+        ]
         return [
             _draw_stimulus(int(c), e, p.image_size, r)
             for c, e, r in zip(self.class_of, self.deviations, rngs)
