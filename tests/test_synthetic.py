@@ -238,3 +238,27 @@ def test_stimuli_are_the_same_on_every_call(synthetic_dir: Path) -> None:
     assert first == second
     info = json.loads((synthetic_dir / "synthetic.json").read_text())
     assert [image_id_from_bytes(b) for b in second] == [r["image_id"] for r in info["images"]]
+
+
+@pytest.mark.parametrize(
+    "fractions, n_img",
+    [((0.1, 0.8, 0.1), 5), ((0.1, 0.8, 0.1), 3), ((0.1, 0.45, 0.45), 3), ((0.4, 0.55, 0.05), 5), ((0.8, 0.2, 0.0), 2),
+     ((0.8, 0.1, 0.1), 3), ((0.8, 0.1, 0.1), 200)],
+)
+def test_every_split_with_a_positive_fraction_gets_an_image(fractions, n_img) -> None:
+    from eegalign.data.synthetic import _stratified_split
+
+    split = _stratified_split(np.random.default_rng(0), 1, n_img, fractions)
+    counts = np.bincount(split, minlength=3)
+    assert counts.sum() == n_img
+    for j, f in enumerate(fractions):
+        assert (counts[j] >= 1) if f > 0 else (counts[j] == 0), (fractions, n_img, counts)
+    if n_img >= 20:  # (tiny sets cannot follow the fractions closely)
+        assert abs(counts - np.asarray(fractions) * n_img).max() <= 1, counts
+
+
+def test_small_train_fraction_still_writes_a_train_split(tmp_path: Path) -> None:
+    out = write_synthetic_dataset(tmp_path / "d", subjects=1, classes=1, images_per_class=5,
+                                  split_fractions=(0.1, 0.8, 0.1), progress=False)
+    info = json.loads((out / "synthetic.json").read_text())
+    assert min(info["n_images"].values()) >= 1 and (out / "train.parquet").is_file()

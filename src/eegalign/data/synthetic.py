@@ -199,10 +199,10 @@ def _stratified_split(rng: np.random.Generator, n_classes: int, per_class: int, 
     counts = np.floor(raw).astype(int)
     for j in np.argsort(-(raw - counts), kind="stable")[: m - counts.sum()]:
         counts[j] += 1
-    for j in (2, 1):  # every split with a positive fraction gets at least one image
-        if fractions[j] > 0 and counts[j] == 0:
+    for j in (2, 1, 0):  # every split with a positive fraction gets at least one image,
+        if fractions[j] > 0 and counts[j] == 0:  # from train while it can spare one, else from the largest split
+            counts[0 if counts[0] > 1 else int(np.argmax(counts))] -= 1
             counts[j] = 1
-            counts[0] -= 1
     order = np.stack([rng.permutation(per_class) for _ in range(n_classes)])  # (classes, per_class)
     dealt = [c * per_class + order[c, r] for r in range(per_class) for c in rng.permutation(n_classes)]
     split = np.zeros(m, dtype=np.int64)
