@@ -262,3 +262,11 @@ def test_small_train_fraction_still_writes_a_train_split(tmp_path: Path) -> None
                                   split_fractions=(0.1, 0.8, 0.1), progress=False)
     info = json.loads((out / "synthetic.json").read_text())
     assert min(info["n_images"].values()) >= 1 and (out / "train.parquet").is_file()
+
+
+def test_epoch_shorter_than_the_evoked_response_is_a_config_error(tmp_path: Path) -> None:
+    """An epoch that ends before the first component (latency >= 80 ms) has no signal: one clear error, not 1/0."""
+    for kw in (dict(n_times=50), dict(n_times=7, sfreq=100.0)):
+        with pytest.raises(ConfigError, match="ends before the first evoked component"):
+            write_synthetic_dataset(tmp_path / "short", subjects=1, classes=2, images_per_class=3, progress=False, **kw)
+    assert not (tmp_path / "short").exists()

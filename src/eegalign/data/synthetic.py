@@ -439,6 +439,12 @@ class SyntheticWorld:
         gram_m = np.einsum("sck,scl->skl", self.mixing, self.mixing) / p.n_chans  # (S, K, K)
         a = self.amplitudes
         self.signal_power = float(np.mean(np.einsum("smk,skl,kl,sml->sm", a, gram_m, gram_w, a)))
+        if not self.signal_power > 0:  # every waveform is still zero at the end of the epoch
+            raise ConfigError(
+                f"synthetic data: the epoch (n_times / sfreq = {1000 * p.n_times / p.sfreq:g} ms) ends before the "
+                f"first evoked component (at {1000 * self._lat_s[0]:.0f} ms); use a longer epoch (e.g. n_times >= "
+                f"{math.ceil(0.2 * p.sfreq)} at {p.sfreq:g} Hz)"
+            )
         self.noise_std = math.sqrt(self.signal_power / p.snr)
         # Overall scale: microvolt-like units, noise std ~10 (signal scales with snr).
         self._unit = 10.0 / self.noise_std
