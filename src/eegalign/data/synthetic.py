@@ -53,13 +53,15 @@ mean ERP ``mu_k`` and subject gains ``g_s,k``. The trial is::
 (weights are power fractions). ``n_pink,mixed`` is 1/f noise of 24 sources mixed through
 smooth random maps; ``n_pink,sensor`` independent 1/f noise per channel; ``n_alpha`` a ~10 Hz
 rhythm with random phase and frequency, occipitally weighted; ``n_drift`` a per-channel
-random walk. Every noise term has unit expected power; ``sigma^2 = P_signal / snr`` where
+random walk. Every noise term has unit expected power averaged over channels and samples (the
+mixed and alpha terms are stronger on some channels than others); ``sigma^2 = P_signal / snr`` where
 ``P_signal`` is the mean power (over channels, time, subjects and images) of the evoked term.
 Values are in microvolt-like units (noise std ~10).
 
 Stimuli. Each class has a shape (circle, square, triangle, star, ...), a colour palette and a
-background pattern; each image varies position, size, rotation, hue and pixel noise, driven by
-its own latent deviation ``e_i`` (so visible differences track target differences). JPEG,
+background pattern; each image's position, size, rotation, hue, saturation, brightness and
+number of distractor dots follow its own latent deviation ``e_i`` (so visible differences track
+target differences), plus pixel noise. JPEG,
 ``image_size`` squared, RGB. ``image_id`` = first 16 hex chars of sha1 of the JPEG bytes.
 
 Splits are by image (all subjects' trials of an image share a split), stratified by class.
@@ -91,6 +93,7 @@ LATENCY_JITTER_S = 0.006  # std of the per-trial latency jitter (seconds)
 TEXT_NORM = 28.0
 TEMPLATES = ("an image of {}", "a photo of {}", "a picture of {}", "a photograph of {}")
 _CHUNK = 128  # trials generated per vectorised block (fixed: part of the deterministic stream)
+_NOISE_SOURCES = 24  # 1/f sources mixed through smooth maps (n_pink,mixed)
 
 
 @dataclass(frozen=True)
@@ -396,9 +399,9 @@ class SyntheticWorld:
         lat_ms[0] = min(lat_ms[0], 110.0)
         y_centre = np.linspace(-0.8, 0.1, k) + rng.normal(0, 0.1, k)
         x_centre = rng.normal(0, 0.35, k)
-        centres = np.stack([x_centre, y_centre, np.sqrt(np.clip(1 - x_centre**2 - y_centre**2, 0.05, 1))], 1)
-        widths = rng.uniform(0.25, 0.45, k)
-        neg_offset = rng.normal(0, 0.6, (k, 3))
+        centres = np.stack([x_centre, y_centre, np.sqrt(np.clip(1 - x_centre**2 - y_centre**2, 0.05, 1))], 1)  # (K, 3)
+        widths = rng.uniform(0.25, 0.45, k)  # (K,)
+        neg_offset = rng.normal(0, 0.6, (k, 3))  # (K, 3) negative blob relative to the positive one
         # Waveforms (K, T) evaluated later with per-trial jitter: parameters only.
         self._lat_s = lat_ms / 1000.0
         self._kind = rng.integers(0, 2, k)  # 0 gamma ERP, 1 damped oscillation
@@ -425,14 +428,14 @@ class SyntheticWorld:
             mixing[s] += 0.05 * rng.standard_normal((p.n_chans, k))
         self.mixing = mixing / np.sqrt(np.mean(mixing**2, axis=1, keepdims=True))  # unit rms per column
         # Noise spatial structure.
-        n_src = 24
-        src_c = _normalize(rng.standard_normal((n_src, 3)) * [1, 1, 0.5] + [0, 0, 0.5])
+        n_src = _NOISE_SOURCES
+        src_c = _normalize(rng.standard_normal((n_src, 3)) * [1, 1, 0.5] + [0, 0, 0.5])  # (n_src, 3)
         src_maps = np.stack([_blob(pos, c, rng.uniform(0.3, 0.6)) for c in src_c], 1)  # (C, n_src)
         self._noise_maps = (src_maps / np.sqrt(np.mean(src_maps**2 * n_src, axis=0, keepdims=True))).astype(
             np.float32
-        )
-        alpha_w = 1.0 / (1.0 + np.exp(6.0 * (pos[:, 1] + 0.3)))  # occipital (posterior, y < 0) weighting
-        self._alpha_map = (alpha_w / np.sqrt(np.mean(alpha_w**2))).astype(np.float32)
+        )  # (C, n_src), mean power over channels of the mixed sum = 1
+        alpha_w = 1.0 / (1.0 + np.exp(6.0 * (pos[:, 1] + 0.3)))  # (C,) occipital (posterior, y < 0) weighting
+        self._alpha_map = (alpha_w / np.sqrt(np.mean(alpha_w**2))).astype(np.float32)  # (C,) unit rms
         # Evoked signal power over subjects, images, channels and time (noise-free, no jitter).
         wave = self._waveforms(np.zeros((1, k)))[0]  # (K, T)
         gram_w = wave @ wave.T / p.n_times  # (K, K)
@@ -469,18 +472,19 @@ class SyntheticWorld:
         amp = self.amplitudes[subject, image] + TRIAL_VARIABILITY * rng.standard_normal((b, k))  # (B, K)
         wave = self._waveforms(jitter) * amp[:, :, None]  # (B, K, T)
         x = np.einsum("bck,bkt->bct", self.mixing[subject], wave).astype(np.float32)  # (B, C, T)
-        noise = math.sqrt(0.55) * np.einsum("cn,bnt->bct", self._noise_maps, _pink(rng, (b, 24), t_n))
-        noise += math.sqrt(0.2) * _pink(rng, (b, c_n), t_n)
-        f_alpha = rng.normal(10.0, 0.7, (b, 1))
-        phase = rng.uniform(0, 2 * math.pi, (b, 1))
-        tsec = np.arange(t_n) / p.sfreq
+        sources = _pink(rng, (b, _NOISE_SOURCES), t_n)  # (B, n_src, T)
+        noise = math.sqrt(0.55) * np.einsum("cn,bnt->bct", self._noise_maps, sources)  # -> (B, C, T)
+        noise += math.sqrt(0.2) * _pink(rng, (b, c_n), t_n)  # (B, C, T)
+        f_alpha = rng.normal(10.0, 0.7, (b, 1))  # (B, 1) Hz
+        phase = rng.uniform(0, 2 * math.pi, (b, 1))  # (B, 1)
+        tsec = np.arange(t_n) / p.sfreq  # (T,)
         envelope = 1.0 + 0.3 * np.sin(2 * math.pi * rng.uniform(0.5, 2.0, (b, 1)) * tsec + phase)
         alpha = (math.sqrt(2) * np.sin(2 * math.pi * f_alpha * tsec + phase) * envelope / math.sqrt(1.045)).astype(
             np.float32
         )  # (B, T), unit power
-        noise += math.sqrt(0.15) * self._alpha_map[None, :, None] * alpha[:, None, :]
-        walk = np.cumsum(rng.standard_normal((b, c_n, t_n), dtype=np.float32), axis=-1)
-        noise += math.sqrt(0.1) * walk * np.float32(math.sqrt(2.0 / (t_n + 1)))
+        noise += math.sqrt(0.15) * self._alpha_map[None, :, None] * alpha[:, None, :]  # (1, C, 1) * (B, 1, T)
+        walk = np.cumsum(rng.standard_normal((b, c_n, t_n), dtype=np.float32), axis=-1)  # (B, C, T), var t at step t
+        noise += math.sqrt(0.1) * walk * np.float32(math.sqrt(2.0 / (t_n + 1)))  # mean var (T + 1) / 2 -> 1
         return ((x + np.float32(self.noise_std) * noise) * np.float32(self._unit)).astype(np.float32)
 
     # stimuli ---------------------------------------------------------------------------
@@ -500,6 +504,7 @@ class SyntheticWorld:
         ]
 
     def trial_rng(self) -> np.random.Generator:
+        """A fresh generator for the trial stream (the same stream on every call)."""
         return np.random.default_rng(self._trial_ss)
 
 
