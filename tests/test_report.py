@@ -253,3 +253,12 @@ def test_per_subject_figure_leaves_unscored_subjects_empty(tmp_path: Path, monke
     model_cls, base_cls = heights[-2:]  # the classification panel: model bars, baseline bars
     assert np.isnan(model_cls[2]) and np.isnan(base_cls[2]), (model_cls, base_cls)
     assert not np.isnan(model_cls[:2]).any()
+
+
+def test_markdown_figure_caption_escapes_asterisks() -> None:
+    """The "split mean*" footnote mark must not close the caption's italics early."""
+    s = Section("S")
+    s.fig("figures/x.png", "cosine of the split mean* baseline")
+    md = render_markdown("T", "sub", [s])
+    assert "*cosine of the split mean\\* baseline*" in md and "![cosine of the split mean\\* baseline](figures/x.png)" in md
+    assert "split mean* baseline" in render_html("T", "sub", [s])  # HTML shows it as is

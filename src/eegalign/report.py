@@ -476,6 +476,7 @@ def render_markdown(title: str, subtitle: str, sections: list[Section]) -> str:
                 lines.append("")
             else:
                 path, cap = val
+                cap = cap.replace("*", "\\*")  # a "split mean*" mark would end the italics early
                 lines += [f"![{cap}]({path})", "", f"*{cap}*", ""]
     return "\n".join(lines)
 
