@@ -373,8 +373,8 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
         ret.fig(
             figs["similarity_matrix"],
             f"Centred cosine of every trial's prediction with every candidate image: the {_centre_name(metrics)} "
-            "target is subtracted from both (as for the mean-target baseline; raw cosine of CLIP embeddings is "
-            "dominated by their shared mean direction and looks uniform), so 0 means no closer than the mean. "
+            "target (the baseline's prediction) is subtracted from both, so 0 means no closer than the baseline "
+            "(raw cosine of CLIP embeddings is dominated by their shared mean direction and looks uniform). "
             "Both sorted by class: a class-level decoder shows blocks on the diagonal, an image-level one a sharp diagonal.",
         )
     out.append(ret)
