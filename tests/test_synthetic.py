@@ -270,3 +270,9 @@ def test_epoch_shorter_than_the_evoked_response_is_a_config_error(tmp_path: Path
         with pytest.raises(ConfigError, match="ends before the first evoked component"):
             write_synthetic_dataset(tmp_path / "short", subjects=1, classes=2, images_per_class=3, progress=False, **kw)
     assert not (tmp_path / "short").exists()
+
+
+def test_negative_seed_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+        write_synthetic_dataset(tmp_path / "neg", subjects=1, classes=2, images_per_class=3, seed=-1, progress=False)
+    assert not (tmp_path / "neg").exists()

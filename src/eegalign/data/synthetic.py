@@ -120,6 +120,7 @@ class SynthParams:
         n_table = len(cvpr40_classes())
         checks = [
             (self.subjects >= 1, "subjects must be >= 1"),
+            (self.seed >= 0, "seed must be a non-negative integer"),
             (1 <= self.classes <= n_table, f"classes must be between 1 and {n_table}"),
             (self.images_per_class >= 1, "images_per_class must be >= 1"),
             (self.snr > 0 and math.isfinite(self.snr), "snr must be a positive number"),
