@@ -294,3 +294,46 @@ def test_cpu_feed_forward_is_the_module_sequence(monkeypatch, act):
         assert torch.equal(layers.feed_forward(x, lin1, lin2, act, 0.0, 0.0), lin2((F.gelu if act == "gelu" else F.relu)(lin1(x))))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision is left to autocast, not forced to fp32
         assert layers.feed_forward(x, lin1, lin2, act, p1, p2).dtype == torch.bfloat16
+
+
+def test_dropped_unit_pre_activation_is_exactly_zero_for_both_activations():
+    """The feed-forward kernel marks dropped hidden units by their pre-activation: value and derivative must be 0."""
+    from eegalign.models import layers
+
+    a = torch.full((1000,), layers._DROPPED_PRE_ACTIVATION)
+    g = torch.randn(1000) * 1e30  # any finite incoming gradient
+    for act in ("gelu", "relu"):
+        assert torch.equal(layers._activation(a, act), torch.zeros(1000))
+        assert torch.equal(layers._activation_backward(g, a, act), torch.zeros(1000))
+    a = torch.randn(64, 64)
+    kept = a.clone()
+    torch.manual_seed(3)
+    layers._drop_units_(kept, torch.empty_like(a), 0.3)
+    dropped = kept == layers._DROPPED_PRE_ACTIVATION
+    assert 0.2 < dropped.float().mean() < 0.4
+    assert torch.equal(kept[~dropped], a[~dropped])  # kept units untouched, bit for bit
+
+
+def _autograd_node_names(t: torch.Tensor) -> set[str]:
+    seen, stack, names = set(), [t.grad_fn], set()
+    while stack:
+        f = stack.pop()
+        if f is None or f in seen:
+            continue
+        seen.add(f)
+        names.add(type(f).__name__)
+        stack += [g for g, _ in f.next_functions]
+    return names
+
+
+@pytest.mark.parametrize("name", ["eegformer", "nervformer", "eegnet_transformer", "mlp"])
+@pytest.mark.parametrize("dropout", [None, 0.2])
+def test_no_in_place_op_on_a_view_in_the_training_graph(name, dropout):
+    """An in-place op on a view makes autograd rebuild the whole base tensor in backward (CopySlices:
+    a zero-filled full-size gradient and two copies per op, measurable at reference size)."""
+    hyper = {} if dropout is None or name == "mlp" else {"dropout": dropout}
+    model = build_model(name, preset="small", **hyper)
+    for mode in (model.train, model.eval):  # eval with gradients on: e.g. saliency maps
+        mode()
+        names = _autograd_node_names(model(torch.randn(2, 128, 440)))
+        assert not names & {"CopySlices", "AsStridedBackward0"}, f"{name} ({'train' if model.training else 'eval'})"

@@ -61,8 +61,9 @@ class _MixedTokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, G, N, D) -> (B, G, N, D)
         b, g, n, d = x.shape
-        # one 2-D matmul (with a strided 4-D input, matmul would broadcast the weight per batch)
-        x = (x.reshape(b * g * n, d) @ self.mix).view(b, g, n, d).add_(self.embedding)  # (B, G, N, D) + (G, N, D)
+        # (B, G*N, D) contiguous (a copy only for a transposed input) @ (D, D): matmul folds it into one 2-D
+        # matmul and returns a non-view, so the embedding is added in place without autograd's CopySlices
+        x = torch.matmul(x.reshape(b, g * n, d), self.mix).add_(self.embedding.view(g * n, d))  # (B, G*N, D)
         return self.blocks(x.view(b * g, n, d)).view(b, g, n, d)  # attention over the N axis
 
 

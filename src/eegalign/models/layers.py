@@ -169,15 +169,32 @@ _FF_MIN_ROWS = 256
 _FF_MAX_WEIGHT = 2**22
 
 
+# Dropped hidden units get this pre-activation: GELU and ReLU are exactly 0 there and so are their
+# derivatives (float32: erf(-30 / sqrt 2) = -1 and exp(-450) = 0), so the saved pre-activation
+# carries the hidden dropout mask and backward needs no mask (tests/test_models.py checks both).
+_DROPPED_PRE_ACTIVATION = -30.0
+
+
 def _drop_(x: torch.Tensor, keep: torch.Tensor, u: torch.Tensor, p: float) -> torch.Tensor:
     """In place: draw which elements of ``x`` are kept (into ``keep``, bool), zero the others, scale by 1/(1-p).
 
     ``u`` is a float scratch buffer of ``x``'s shape: the mask is applied as a float multiply
     (a float-by-bool multiply converts the bool tensor through a temporary first).
     """
-    torch.ge(u.uniform_(), p, out=u)  # 1.0 where kept: P(kept) = 1 - p, as nn.Dropout
+    u.uniform_().ge_(p)  # 1.0 where kept: P(kept) = 1 - p, as nn.Dropout
     keep.copy_(u)
     return x.mul_(u.mul_(1.0 / (1.0 - p)))
+
+
+def _drop_units_(a: torch.Tensor, u: torch.Tensor, p: float) -> None:
+    """In place: each element of the pre-activation ``a`` is kept with probability 1 - p, else set to
+    ``_DROPPED_PRE_ACTIVATION``; ``u`` is a float scratch buffer of ``a``'s shape.
+
+    Float arithmetic only (a masked fill with a bool mask is several times slower on the CPU):
+    kept: ``a * 1 + 0 * 30 = a`` exactly; dropped: ``a * 0 - 1 * 30 = -30``.
+    """
+    u.uniform_().ge_(p)  # 1.0 where kept
+    a.mul_(u).add_(u.sub_(1.0), alpha=-_DROPPED_PRE_ACTIVATION)
 
 
 def _scaled_mask(keep: torch.Tensor, buf: torch.Tensor, p: float) -> torch.Tensor:
@@ -190,59 +207,60 @@ class _FeedForwardCPU(torch.autograd.Function):
 
     The same function and dropout distribution as the module-by-module version. A chunk of
     rows goes through both Linears, the activation and both dropouts while its (rows, hidden)
-    block is in cache; for backward only the pre-activation (float) and the kept positions
-    (bool) are kept, and the activation and its dropout are recomputed per chunk. Weight
-    gradients are written by the first chunk and accumulated by the others.
+    block is in cache. The hidden dropout is applied to the pre-activation: a dropped unit's
+    pre-activation is set to ``_DROPPED_PRE_ACTIVATION``, where the activation and its
+    derivative are exactly 0, and the 1/(1-p1) scale is folded into the second matmul (and,
+    in backward, into the weight gradients and ``dx``). So backward keeps only that
+    pre-activation (float) and the output's kept positions (bool), recomputes the activation
+    per chunk and needs no hidden mask: two elementwise passes over the hidden block instead
+    of seven. Weight gradients are written by the first chunk and accumulated by the others.
     """
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2, act: str, p1: float, p2: float):  # type: ignore[override]
         r, hid, e_out = x.shape[0], w1.shape[0], w2.shape[0]
-        pre = x.new_empty(r, hid)  # (R, hidden) pre-activation, saved
+        pre = x.new_empty(r, hid)  # (R, hidden) pre-activation (dropped units at the sentinel), saved
         out = x.new_empty(r, e_out)  # (R, E_out)
-        keep1 = torch.empty(r, hid, dtype=torch.bool) if p1 > 0 else None
         keep2 = torch.empty(r, e_out, dtype=torch.bool) if p2 > 0 else None
         rows = r if w1.numel() > _FF_MAX_WEIGHT else max(_FF_MIN_ROWS, _FF_CHUNK // hid)
         u1_buf, u2_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), e_out)
+        scale1 = 1.0 / (1.0 - p1)
         for i in range(0, r, rows):
             j = min(i + rows, r)
             a = pre[i:j]
             torch.mm(x[i:j], w1.t(), out=a).add_(b1)  # (addmm with out= would first copy the bias over out)
-            h = _activation(a, act)  # (n, hidden), a chunk-sized temporary
-            if keep1 is not None:
-                _drop_(h, keep1[i:j], u1_buf[: j - i], p1)
-            y = torch.mm(h, w2.t(), out=out[i:j]).add_(b2)
+            if p1 > 0:
+                _drop_units_(a, u1_buf[: j - i], p1)
+            h = _activation(a, act)  # (n, hidden), a chunk-sized temporary; 0 at dropped units
+            y = torch.addmm(b2, h, w2.t(), alpha=scale1, out=out[i:j])  # (n, E_out) = (h / (1 - p1)) W2^T + b2
             if keep2 is not None:
                 _drop_(y, keep2[i:j], u2_buf[: j - i], p2)
-        ctx.save_for_backward(x, w1, w2, pre, keep1, keep2)
-        ctx.act, ctx.p1, ctx.p2, ctx.rows = act, p1, p2, rows
+        ctx.save_for_backward(x, w1, w2, pre, keep2)
+        ctx.act, ctx.scale1, ctx.p2, ctx.rows = act, scale1, p2, rows
         return out
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        x, w1, w2, pre, keep1, keep2 = ctx.saved_tensors
-        r, hid, e_out, rows = x.shape[0], w1.shape[0], w2.shape[0], ctx.rows
+        x, w1, w2, pre, keep2 = ctx.saved_tensors
+        r, hid, e_out, rows, scale1 = x.shape[0], w1.shape[0], w2.shape[0], ctx.rows, ctx.scale1
         dx = torch.empty_like(x)
         dw1, dw2 = torch.empty_like(w1), torch.empty_like(w2)  # the first chunk writes, the others add
         db1, db2 = w1.new_empty(hid), w2.new_empty(e_out)
-        dh_buf, m1_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), hid)
-        m2_buf = x.new_empty(min(rows, r), e_out)
+        dh_buf, m2_buf = x.new_empty(min(rows, r), hid), x.new_empty(min(rows, r), e_out)
         for i in range(0, r, rows):
             j, n = min(i + rows, r), min(rows, r - i)
             a, dh, g = pre[i:j], dh_buf[:n], grad[i:j]
             if keep2 is not None:
                 g = g * _scaled_mask(keep2[i:j], m2_buf[:n], ctx.p2)  # (n, E_out) dL/dy
-            h = _activation(a, ctx.act)
-            if keep1 is not None:
-                m1 = _scaled_mask(keep1[i:j], m1_buf[:n], ctx.p1)  # (n, hidden), used twice
-                h.mul_(m1)
-            _accumulate(dw2, db2, g, h, first=i == 0)  # dL/dW2 += g^T h, dL/db2 += sum(g)
-            torch.mm(g, w2, out=dh)  # (n, hidden)
-            if keep1 is not None:
-                dh.mul_(m1)
-            da = _activation_backward(dh, a, ctx.act)  # (n, hidden) dL/d(pre-activation)
+            h = _activation(a, ctx.act)  # (n, hidden), 0 at dropped units
+            _accumulate(dw2, db2, g, h, first=i == 0)  # dL/dW2 = scale1 * g^T h (scaled below), dL/db2 = sum(g)
+            torch.mm(g, w2, out=dh)  # (n, hidden) dL/dh / scale1
+            da = _activation_backward(dh, a, ctx.act)  # (n, hidden) dL/d(pre-activation) / scale1; 0 at dropped units
             _accumulate(dw1, db1, da, x[i:j], first=i == 0)
-            torch.mm(da, w1, out=dx[i:j])
+            torch.addmm(dx[i:j], da, w1, beta=0.0, alpha=scale1, out=dx[i:j])  # (n, E) (beta=0: dx is not read)
+        if scale1 != 1.0:
+            for t in (dw2, dw1, db1):
+                t.mul_(scale1)
         return dx, dw1, db1, dw2, db2, None, None, None
 
 
@@ -266,21 +284,28 @@ def _activation_backward(grad: torch.Tensor, a: torch.Tensor, act: str) -> torch
     return torch.ops.aten.threshold_backward(grad, a, 0.0)  # relu
 
 
-def feed_forward(x: torch.Tensor, lin1: nn.Linear, lin2: nn.Linear, act: str, p1: float, p2: float) -> torch.Tensor:
-    """``Dropout(p2)(lin2(Dropout(p1)(act(lin1(x)))))`` on (..., E); ``act`` is ``"gelu"`` or ``"relu"``.
+def feed_forward(
+    x: torch.Tensor, lin1: nn.Linear, lin2: nn.Linear, act: str, p1: float, p2: float, residual: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``Dropout(p2)(lin2(Dropout(p1)(act(lin1(x))))) [+ residual]`` on (..., E); ``act`` is ``"gelu"`` or ``"relu"``.
 
     In training on the CPU (float32, no autocast, gradients on) this is :class:`_FeedForwardCPU`, cache-blocked
     over rows; otherwise the plain sequence of modules (dropout is the identity when ``p = 0``,
-    which the caller passes in eval mode).
+    which the caller passes in eval mode). The work runs on (rows, E) matrices and ``residual``
+    is added in place before the result is viewed back to (..., E): an in-place add on a view
+    would make autograd rebuild the whole base tensor in backward (``CopySlices``: a zero-filled
+    full-size gradient and two copies).
     """
+    lead, x2 = x.shape[:-1], x.reshape(-1, x.shape[-1])  # (..., E) -> (R, E)
     cpu_fp32 = x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
     if cpu_fp32 and torch.is_grad_enabled() and (p1 > 0 or p2 > 0):
-        lead = x.shape[:-1]
-        y = _FeedForwardCPU.apply(x.reshape(-1, x.shape[-1]), lin1.weight, lin1.bias, lin2.weight, lin2.bias, act, p1, p2)
-        return y.view(*lead, y.shape[-1])
-    h = F.gelu(lin1(x)) if act == "gelu" else F.relu(lin1(x))
-    y = lin2(F.dropout(h, p1, training=p1 > 0))
-    return F.dropout(y, p2, training=p2 > 0)
+        y = _FeedForwardCPU.apply(x2, lin1.weight, lin1.bias, lin2.weight, lin2.bias, act, p1, p2)  # (R, E_out)
+    else:
+        h = F.gelu(lin1(x2)) if act == "gelu" else F.relu(lin1(x2))  # (R, hidden)
+        y = F.dropout(lin2(F.dropout(h, p1, training=p1 > 0)), p2, training=p2 > 0)  # (R, E_out), a fresh tensor
+    if residual is not None:
+        y = y.add_(residual.reshape(y.shape))
+    return y.view(*lead, y.shape[-1])
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -312,17 +337,22 @@ class SelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)  # as nn.MultiheadAttention._reset_parameters
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, E) -> (B, L, E); ``residual`` (B, L, E), if given, is added to the output (in place, before any view)."""
         b, length, e = x.shape
         h = self.num_heads
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3E)
         p = self.dropout if self.training else 0.0
         if p > 0.0 and qkv.device.type == "cpu" and qkv.dtype == torch.float32 and torch.is_grad_enabled():
-            return self.out_proj(_DropoutAttentionCPU.apply(qkv, h, p))  # (B, L, E)
-        q, k, v = qkv.view(b, length, 3, h, e // h).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, L, E/H)
-        o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, H, L, E/H)
-        o = o.transpose(1, 2).reshape(b, length, e)  # (B, H, L, E/H) -> (B, L, E)
-        return self.out_proj(o)
+            o = _DropoutAttentionCPU.apply(qkv, h, p)  # (B, L, E)
+        else:
+            q, k, v = qkv.view(b, length, 3, h, e // h).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, L, E/H)
+            o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, H, L, E/H)
+            o = o.transpose(1, 2)  # (B, L, H, E/H)
+        y = self.out_proj(o.reshape(b * length, e))  # (B*L, E): 2-D, so y is not a view
+        if residual is not None:
+            y = y.add_(residual.reshape(b * length, e))
+        return y.view(b, length, e)
 
 
 class PostNormEncoderLayer(nn.Module):
@@ -346,9 +376,13 @@ class PostNormEncoderLayer(nn.Module):
         self.dropout2 = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, E) -> (B, L, E)
-        x = self.norm1(self.dropout1(self.self_attn(x)).add_(x))  # in place on a fresh output: one large tensor fewer
+        # residuals added in place on fresh outputs (one large tensor fewer), never on a view (see feed_forward)
+        if self.training and self.dropout1.p > 0:
+            x = self.norm1(self.dropout1(self.self_attn(x)).add_(x))
+        else:  # dropout1 is the identity
+            x = self.norm1(self.self_attn(x, residual=x))
         p1, p2 = (self.dropout.p, self.dropout2.p) if self.training else (0.0, 0.0)
-        return self.norm2(feed_forward(x, self.linear1, self.linear2, "relu", p1, p2).add_(x))  # (B, L, E)
+        return self.norm2(feed_forward(x, self.linear1, self.linear2, "relu", p1, p2, residual=x))  # (B, L, E)
 
 
 class PreNormBlock(nn.Module):
@@ -368,7 +402,7 @@ class PreNormBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, E) -> (B, L, E)
-        x = self.attn(self.norm1(x)).add_(x)  # residual, in place on the fresh attention output
+        x = self.attn(self.norm1(x), residual=x)  # residual added in place on the fresh attention output
         m = self.mlp  # Linear, GELU, Dropout, Linear, Dropout: parameters stay under these names
         p1, p2 = (m[2].p, m[4].p) if self.training else (0.0, 0.0)
-        return feed_forward(self.norm2(x), m[0], m[3], "gelu", p1, p2).add_(x)  # (B, L, E)
+        return feed_forward(self.norm2(x), m[0], m[3], "gelu", p1, p2, residual=x)  # (B, L, E)
