@@ -337,3 +337,32 @@ def test_no_in_place_op_on_a_view_in_the_training_graph(name, dropout):
         mode()
         names = _autograd_node_names(model(torch.randn(2, 128, 440)))
         assert not names & {"CopySlices", "AsStridedBackward0"}, f"{name} ({'train' if model.training else 'eval'})"
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+@pytest.mark.parametrize("bias_rows", [None, 1, 4])
+def test_row_blocked_matmul_is_the_matmul(monkeypatch, transposed, bias_rows):
+    """matmul_rows in row blocks equals x @ W (+ bias, per row or per position in a period) in value and gradient."""
+    from eegalign.models import layers
+
+    monkeypatch.setattr(layers, "_MM_CHUNK", 16)
+    monkeypatch.setattr(layers, "_MM_MIN_ROWS", 1)
+    torch.manual_seed(0)
+    r, k, n = 96, 8, 5  # 8 / 4-row blocks: 24 or more blocks, so the blocked path runs
+    x = torch.randn(r, k, requires_grad=True)
+    w = torch.randn(*((n, k) if transposed else (k, n)), requires_grad=True)
+    bias = None if bias_rows is None else torch.randn(*((n,) if bias_rows == 1 else (bias_rows, n)), requires_grad=True)
+    out = layers.matmul_rows(x, w, bias, transposed=transposed)
+    ref = x @ (w.t() if transposed else w)
+    if bias is not None:
+        ref = (ref.view(-1, *bias.shape) + bias).view(r, n)
+    assert out.grad_fn is not None and type(out.grad_fn).__name__.startswith("_RowChunkedMatmul")
+    assert _rel(out, ref) < 1e-6
+    g = torch.randn(r, n)
+    params = [t for t in (x, w, bias) if t is not None]
+    for a, b in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
+        assert a.shape == b.shape and _rel(a, b) < 1e-6
+    with torch.no_grad():
+        assert _rel(layers.matmul_rows(x, w, bias, transposed=transposed), ref) < 1e-6
+    monkeypatch.setattr(layers, "_MM_CHUNK", 2**18)  # too few rows to split: the plain product
+    assert _rel(layers.matmul_rows(x, w, bias, transposed=transposed), ref) < 1e-6

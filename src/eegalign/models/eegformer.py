@@ -45,7 +45,7 @@ from torch import nn
 
 from eegalign.errors import ConfigError
 from eegalign.models.base import EncoderBase
-from eegalign.models.layers import Dropout, PreNormBlock
+from eegalign.models.layers import Dropout, PreNormBlock, matmul_rows
 
 
 class _MixedTokens(nn.Module):
@@ -61,10 +61,9 @@ class _MixedTokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, G, N, D) -> (B, G, N, D)
         b, g, n, d = x.shape
-        # (B, G*N, D) contiguous (a copy only for a transposed input) @ (D, D): matmul folds it into one 2-D
-        # matmul and returns a non-view, so the embedding is added in place without autograd's CopySlices
-        x = torch.matmul(x.reshape(b, g * n, d), self.mix).add_(self.embedding.view(g * n, d))  # (B, G*N, D)
-        return self.blocks(x.view(b * g, n, d)).view(b, g, n, d)  # attention over the N axis
+        # (B*G*N, D) contiguous (a copy only for a transposed input) @ (D, D) + the (G*N, D) embedding of each row
+        x = matmul_rows(x.reshape(b * g * n, d), self.mix, self.embedding.view(g * n, d)).view(b * g, n, d)
+        return self.blocks(x).view(b, g, n, d)  # attention over the N axis
 
 
 class EEGFormer(EncoderBase):

@@ -308,6 +308,90 @@ def feed_forward(
     return y.view(*lead, y.shape[-1])
 
 
+# Row blocks of the CPU matmuls below: about 2**18 input floats (1 MiB, half an L2 cache here) and
+# at least 256 rows; a product is split only from this many blocks up.
+_MM_CHUNK = 2**18
+_MM_MIN_ROWS = 256
+_MM_MIN_CHUNKS = 8
+
+
+def _mm_rows(k: int, period: int) -> int:
+    """Rows per block for inner size ``k``: a multiple of ``period`` (the bias's rows)."""
+    rows = max(_MM_MIN_ROWS, _MM_CHUNK // k)
+    return period * max(1, rows // period)
+
+
+def _mm_chunked(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, rows: int) -> torch.Tensor:
+    """``out = a @ b (+ bias)`` for (R, K) @ (K, N) -> (R, N), ``rows`` rows at a time; ``bias`` (N,) or (P, N) with
+    ``P`` dividing ``rows`` and R (row r gets ``bias[r % P]``)."""
+    for i in range(0, a.shape[0], rows):
+        y = torch.mm(a[i : i + rows], b, out=out[i : i + rows])  # (rows, N)
+        if bias is not None:  # while the block is in cache
+            (y if bias.dim() == 1 else y.view(-1, *bias.shape)).add_(bias)
+    return out
+
+
+class _RowChunkedMatmul(torch.autograd.Function):
+    """``x @ weight + bias``, or ``x @ weight.T + bias`` when ``transposed`` (``F.linear``), in row blocks.
+
+    Why: on this project's CPUs, MKL runs a tall-skinny product such as (81920, 350) @ (350, 350)
+    (EEGFormer's token mixing and attention projections) at about 100 GFLOP/s, but at about
+    150 when it is fed blocks of a few hundred rows whose inputs fit in L2. The same products,
+    so the same function; ``benchmarks/models.py`` measures the effect.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, transposed: bool, rows: int):  # type: ignore[override]
+        w = weight.t() if transposed else weight  # (K, N)
+        out = _mm_chunked(x, w, x.new_empty(x.shape[0], w.shape[1]), bias, rows)  # (R, N)
+        ctx.save_for_backward(x, weight)
+        ctx.transposed, ctx.rows, ctx.bias_shape = transposed, rows, None if bias is None else bias.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        w = weight.t() if ctx.transposed else weight  # (K, N)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = _mm_chunked(grad, w.t(), torch.empty_like(x), None, ctx.rows)  # (R, K)
+        if ctx.needs_input_grad[1]:
+            dw = grad.t() @ x if ctx.transposed else x.t() @ grad  # in weight's layout: (N, K) or (K, N)
+        if ctx.bias_shape is not None and ctx.needs_input_grad[2]:
+            db = grad.view(-1, *ctx.bias_shape).sum(0)  # (N,) or (P, N)
+        return dx, dw, db, None, None
+
+
+def matmul_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False) -> torch.Tensor:
+    """``x @ weight + bias`` for ``x`` (R, K) and ``weight`` (K, N), or ``F.linear(x, weight, bias)`` with ``weight``
+    (N, K) when ``transposed``; ``bias`` is (N,) or (P, N) with P dividing R (row r gets ``bias[r % P]``, e.g. a
+    per-token embedding under a batch of B). Returns (R, N).
+
+    On the CPU in float32 (no autocast), products with many rows run in row blocks
+    (:class:`_RowChunkedMatmul`) and the result is a fresh tensor, which callers may update in
+    place; otherwise this is ``F.linear`` / ``torch.matmul`` plus the bias.
+    """
+    r, k = x.shape
+    period = 1 if bias is None or bias.dim() == 1 else bias.shape[0]
+    rows = _mm_rows(k, period)
+    chunked = (
+        x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and r >= _MM_MIN_CHUNKS * rows
+        and r % period == 0
+    )
+    if chunked:
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+            return _RowChunkedMatmul.apply(x, weight, bias, transposed, rows)
+        w = weight.t() if transposed else weight
+        return _mm_chunked(x, w, x.new_empty(r, w.shape[1]), bias, rows)
+    if bias is None or bias.dim() == 1:
+        return F.linear(x, weight, bias) if transposed else torch.matmul(x, weight) if bias is None else torch.addmm(bias, x, weight)
+    y = F.linear(x, weight) if transposed else torch.matmul(x, weight)  # (R, N)
+    return (y.view(-1, *bias.shape) + bias).view(r, -1)  # not in place: y.view is a view
+
+
 class SinusoidalPositionalEncoding(nn.Module):
     """Adds a fixed sinusoidal encoding to (B, L, E) tokens; ``length`` comes from the input shapes."""
 
@@ -341,7 +425,8 @@ class SelfAttention(nn.Module):
         """(B, L, E) -> (B, L, E); ``residual`` (B, L, E), if given, is added to the output (in place, before any view)."""
         b, length, e = x.shape
         h = self.num_heads
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3E)
+        qkv = matmul_rows(x.reshape(b * length, e), self.in_proj_weight, self.in_proj_bias, transposed=True)
+        qkv = qkv.view(b, length, 3 * e)  # (B, L, 3E)
         p = self.dropout if self.training else 0.0
         if p > 0.0 and qkv.device.type == "cpu" and qkv.dtype == torch.float32 and torch.is_grad_enabled():
             o = _DropoutAttentionCPU.apply(qkv, h, p)  # (B, L, E)
@@ -349,7 +434,7 @@ class SelfAttention(nn.Module):
             q, k, v = qkv.view(b, length, 3, h, e // h).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, L, E/H)
             o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, H, L, E/H)
             o = o.transpose(1, 2)  # (B, L, H, E/H)
-        y = self.out_proj(o.reshape(b * length, e))  # (B*L, E): 2-D, so y is not a view
+        y = matmul_rows(o.reshape(b * length, e), self.out_proj.weight, self.out_proj.bias, transposed=True)  # (B*L, E)
         if residual is not None:
             y = y.add_(residual.reshape(b * length, e))
         return y.view(b, length, e)
