@@ -86,10 +86,12 @@ class _DropoutAttentionCPU(torch.autograd.Function):
     (B, H, L, S) scores several times and draws the mask with ``bernoulli_``, and the q/k/v
     split costs a copy forward and a concatenation backward. Here whole samples go through in
     chunks of about ``_ATTN_CHUNK`` scores, so each chunk's scores stay in cache from the first
-    matmul through softmax, mask and the second matmul; only the probabilities (float) and the
-    kept positions (bool) are stored for backward, whose gradient is written straight into the
-    packed (B, L, 3E) layout. The backward uses ``rowsum(dP * P) = rowsum(dO * O)`` (as
-    FlashAttention does) and recomputes the dropped, scaled probabilities per chunk.
+    matmul through softmax, mask and the second matmul; each head's q, k, v are read in place
+    from the packed projection (strided batched matmuls, no split copies); only the
+    probabilities (float) and the kept positions (bool) are stored for backward, whose
+    gradient is written straight into the packed (B, L, 3E) layout. The backward uses
+    ``rowsum(dP * P) = rowsum(dO * O)`` (as FlashAttention does) and recomputes the dropped,
+    scaled probabilities per chunk.
     """
 
     @staticmethod
@@ -97,25 +99,26 @@ class _DropoutAttentionCPU(torch.autograd.Function):
         b, length, e3 = qkv.shape
         e = e3 // 3
         d = e // heads
-        probs = qkv.new_empty(b * heads, length, length)  # (B*H, L, L) softmax, saved
-        keep = torch.empty(b * heads, length, length, dtype=torch.bool)  # (B*H, L, L) kept positions
+        probs = qkv.new_empty(b, heads, length, length)  # (B, H, L, L) softmax, saved
+        keep = torch.empty(b, heads, length, length, dtype=torch.bool)  # (B, H, L, L) kept positions
         out = qkv.new_empty(b, length, e)  # (B, L, E)
         step = max(1, _ATTN_CHUNK // (heads * length * length))  # samples per chunk
-        buf = qkv.new_empty(min(step, b) * heads, length, length)
+        buf = qkv.new_empty(min(step, b), heads, length, length)
         scale, keep_scale = d**-0.5, 1.0 / (1.0 - p)
         for i in range(0, b, step):
             j = min(i + step, b)
-            n = (j - i) * heads
-            q, k, v = _split_heads(qkv[i:j], heads)  # 3 x (n, L, d), contiguous copies of the chunk
-            pc, kc, u = probs[i * heads : j * heads], keep[i * heads : j * heads], buf[:n]
-            pc.baddbmm_(q, k.transpose(1, 2), beta=0.0, alpha=scale)  # scores
+            pc, kc, u = probs[i:j], keep[i:j], buf[: j - i]  # (n, H, L, L)
+            for h in range(heads):  # scores, from the packed q and k in place
+                q, k = _head(qkv, i, j, 0, h, heads), _head(qkv, i, j, 1, h, heads)  # (n, L, d) views
+                pc[:, h].baddbmm_(q, k.transpose(1, 2), beta=0.0, alpha=scale)
             pc.sub_(pc.amax(-1, keepdim=True)).exp_()
             pc.div_(pc.sum(-1, keepdim=True))  # softmax over keys
-            torch.ge(u.uniform_(), p, out=u)  # 1.0 where kept: P(kept) = 1 - p
-            kc.copy_(u)
-            u.mul_(keep_scale).mul_(pc)  # dropped, scaled probabilities
-            o = torch.bmm(u, v)  # (n, L, d)
-            out[i:j].view(j - i, length, heads, d).copy_(o.view(j - i, heads, length, d).transpose(1, 2))
+            u.uniform_()  # one draw per probability, in (sample, head, query, key) order
+            torch.ge(u, p, out=kc)  # kept: P = 1 - p
+            u.ge_(p).mul_(keep_scale).mul_(pc)  # dropped, scaled probabilities
+            for h in range(heads):
+                o = torch.bmm(u[:, h], _head(qkv, i, j, 2, h, heads))  # (n, L, d)
+                out[i:j, :, h * d : (h + 1) * d].copy_(o)
         ctx.save_for_backward(qkv, probs, keep, out)
         ctx.heads, ctx.scale, ctx.keep_scale, ctx.step = heads, scale, keep_scale, step
         return out
@@ -123,40 +126,37 @@ class _DropoutAttentionCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         qkv, probs, keep, out = ctx.saved_tensors
-        heads, step = ctx.heads, ctx.step
+        heads, step, scale = ctx.heads, ctx.step, ctx.scale
         b, length, e3 = qkv.shape
-        e = e3 // 3
-        d = e // heads
-        # rowsum(dP * P) per (sample, head, query) = <dO, O> over that head's d features
-        rowdot = (grad * out).view(b, length, heads, d).sum(-1).transpose(1, 2).reshape(b * heads, length, 1)
+        d = e3 // 3 // heads
+        # rowsum(dP * P) per (sample, query, head) = <dO, O> over that head's d features
+        rowdot = (grad * out).view(b, length, heads, d).sum(-1)  # (B, L, H)
         dqkv = torch.empty_like(qkv)  # (B, L, 3E)
-        buf = qkv.new_empty(3, min(step, b) * heads, length, length)
+        n_max = min(step, b)
+        m_buf, pd_buf = qkv.new_empty(2, n_max, heads, length, length)
+        g_buf = qkv.new_empty(n_max, length, length)
         for i in range(0, b, step):
             j = min(i + step, b)
-            n = (j - i) * heads
-            q, k, v = _split_heads(qkv[i:j], heads)  # 3 x (n, L, d)
-            go = grad[i:j].reshape(j - i, length, heads, d).transpose(1, 2).reshape(n, length, d)
-            pc, kc = probs[i * heads : j * heads], keep[i * heads : j * heads]
-            m, pd, g = buf[0, :n], buf[1, :n], buf[2, :n]
-            m.copy_(kc).mul_(ctx.keep_scale)  # 1/(1-p) where kept, else 0 (float: used twice)
+            n = j - i
+            pc, m, pd = probs[i:j], m_buf[:n], pd_buf[:n]  # (n, H, L, L)
+            m.copy_(keep[i:j]).mul_(ctx.keep_scale)  # 1/(1-p) where kept, else 0 (float: used twice)
             torch.mul(m, pc, out=pd)  # dropped, scaled probabilities
-            dv = torch.bmm(pd.transpose(1, 2), go)  # (n, L, d)
-            torch.bmm(go, v.transpose(1, 2), out=g)  # dL/d(dropped probabilities)
-            g.mul_(m).sub_(rowdot[i * heads : j * heads]).mul_(pc)  # dL/d(scores)
-            dq = torch.bmm(g, k).mul_(ctx.scale)  # (n, L, d)
-            dk = torch.bmm(g.transpose(1, 2), q).mul_(ctx.scale)
-            dst = dqkv[i:j].view(j - i, length, 3, heads, d)
-            for idx, t in enumerate((dq, dk, dv)):
-                dst[:, :, idx].copy_(t.view(j - i, heads, length, d).transpose(1, 2))
+            for h in range(heads):
+                q, k, v = (_head(qkv, i, j, part, h, heads) for part in range(3))  # (n, L, d) views
+                go = grad[i:j, :, h * d : (h + 1) * d]  # (n, L, d) view
+                _head(dqkv, i, j, 2, h, heads).copy_(torch.bmm(pd[:, h].transpose(1, 2), go))  # dv
+                g = torch.bmm(go, v.transpose(1, 2), out=g_buf[:n])  # (n, L, L) dL/d(dropped probabilities)
+                g.mul_(m[:, h]).sub_(rowdot[i:j, :, h].unsqueeze(-1)).mul_(pc[:, h])  # dL/d(scores)
+                torch.mul(torch.bmm(g, k), scale, out=_head(dqkv, i, j, 0, h, heads))  # dq
+                torch.mul(torch.bmm(g.transpose(1, 2), q), scale, out=_head(dqkv, i, j, 1, h, heads))  # dk
         return dqkv, None, None
 
 
-def _split_heads(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(n, L, 3E) packed projection -> q, k, v as contiguous (n*H, L, E/H)."""
-    n, length, e3 = qkv.shape
-    d = e3 // 3 // heads
-    parts = qkv.view(n, length, 3, heads, d).permute(2, 0, 3, 1, 4)  # (3, n, H, L, d)
-    return tuple(t.reshape(n * heads, length, d) for t in parts.unbind(0))  # type: ignore[return-value]
+def _head(packed: torch.Tensor, i: int, j: int, part: int, h: int, heads: int) -> torch.Tensor:
+    """Samples i:j of head ``h`` of q (part 0), k (1) or v (2) in a packed (B, L, 3E) projection: an (n, L, E/H) view."""
+    d = packed.shape[-1] // 3 // heads
+    start = (part * heads + h) * d
+    return packed[i:j, :, start : start + d]
 
 
 # Rows x hidden units per chunk of the CPU feed-forward below (2**20 floats = 4 MiB), and at
@@ -181,9 +181,8 @@ def _drop_(x: torch.Tensor, keep: torch.Tensor, u: torch.Tensor, p: float) -> to
     ``u`` is a float scratch buffer of ``x``'s shape: the mask is applied as a float multiply
     (a float-by-bool multiply converts the bool tensor through a temporary first).
     """
-    u.uniform_().ge_(p)  # 1.0 where kept: P(kept) = 1 - p, as nn.Dropout
-    keep.copy_(u)
-    return x.mul_(u.mul_(1.0 / (1.0 - p)))
+    torch.ge(u.uniform_(), p, out=keep)  # P(kept) = 1 - p, as nn.Dropout
+    return x.mul_(u.ge_(p).mul_(1.0 / (1.0 - p)))
 
 
 def _drop_units_(a: torch.Tensor, u: torch.Tensor, p: float) -> None:
