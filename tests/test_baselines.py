@@ -75,3 +75,18 @@ def test_models_command_lists_reference_counts(capsys):
     assert counts[("nervformer", "reference", "image")] == 20_765_424
     assert counts[("eegnet_transformer", "reference", "text")] == 63_257_104
     assert any(r["model"] == "ridge" for r in rows)
+
+
+def test_models_command_shows_one_encoders_options_and_fit_flags(capsys):
+    from eegalign.models import model_class
+
+    assert main(["models", "nervformer"]) == 0
+    out = capsys.readouterr().out
+    for option, value in model_class("nervformer").presets["small"].items():
+        assert option in out and repr(value) in out
+    assert "--model.encoder eegalign.models.NervFormer" in out and "--model.encoder.dict_kwargs." in out
+    assert main(["models", "nervformer", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["presets"] == json.loads(json.dumps(model_class("nervformer").presets))
+    assert main(["models", "no_such_model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eegalign: error: unknown model 'no_such_model'") and "\n" not in err

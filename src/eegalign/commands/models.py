@@ -1,4 +1,5 @@
-"""``eegalign models``: the registered encoders, their presets, routes and parameter counts."""
+"""``eegalign models``: the registered encoders, their presets, routes and parameter counts;
+``eegalign models NAME``: one encoder's options, their value in each preset, and the ``fit`` flags that set them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="show this encoder's options per preset and how to set them in `eegalign fit`")
     parser.add_argument("--n-chans", type=int, default=128, help="electrodes used to count parameters (default 128)")
     parser.add_argument("--n-times", type=int, default=440, help="samples used to count parameters (default 440)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -18,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
 
     from eegalign.models import build_model, count_parameters, list_models, model_class
 
+    if args.name is not None:
+        return _show_options(args.name, args.json)
     rows = []
     for name in list_models():
         cls = model_class(name)
@@ -45,4 +49,32 @@ def run(args: argparse.Namespace) -> int:
         shape = "x".join(map(str, r["out_shape"])) if r["out_shape"] else "-"
         params = f"{r['params']:,}" if r["params"] is not None else "-"
         print(f"{r['model']:<24}{r['preset']:<11}{r['route']:<11}{shape:<10}{params:>14}  {r['class']}")
+    return 0
+
+
+def _show_options(name: str, as_json: bool) -> int:
+    """Print one encoder's hyperparameters: value in each preset, and the LightningCLI flags for ``fit``."""
+    import json
+
+    from eegalign.models import model_class
+
+    cls = model_class(name)  # ConfigError (one line, exit 2) for an unknown name
+    presets = list(cls.presets)
+    options = list(dict.fromkeys(k for p in presets for k in cls.presets[p]))
+    if as_json:
+        print(json.dumps({"model": name, "class": f"eegalign.models.{cls.__name__}", "presets": cls.presets}, indent=2))
+        return 0
+    doc = (cls.__doc__ or "").strip().splitlines()
+    print(f"{name}: {doc[0] if doc else cls.__name__}")
+    width = max(len(o) for o in options) + 2 if options else 8
+    cols = [max(12, *(len(repr(cls.presets[p].get(o))) + 2 for o in options)) for p in presets]
+    print(f"{'option':<{width}}" + "".join(f"{p:<{c}}" for p, c in zip(presets, cols)))
+    for o in options:
+        print(f"{o:<{width}}" + "".join(f"{cls.presets[p].get(o)!r:<{c}}" for p, c in zip(presets, cols)))
+    example = options[0] if options else "NAME"
+    print(
+        f"\nin `eegalign fit`: --model.encoder eegalign.models.{cls.__name__} --model.encoder.init_args.preset "
+        f"{presets[0]}\n  and any option above as --model.encoder.dict_kwargs.{example} VALUE "
+        "(n_chans, n_times and out_shape come from the data)"
+    )
     return 0
