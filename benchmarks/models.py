@@ -9,16 +9,16 @@ express the achieved FLOP/s as a fraction of it.
 
 Each (model, implementation) runs in its own subprocess so peak memory is its own.
 
-Three comparisons per reference network:
+Two comparisons per reference network, from the same alternating rounds (each implementation
+in its own process, the processes alternated over ``--rounds``, the best round kept):
 
-1. the encoders alone: ours vs naive, same weights, same default ``AdamW``, default allocation,
-   each in its own process, the processes alternated over ``--rounds`` (the strict,
-   same-function comparison);
-2. the same with ``THP_MEM_ALLOC_ENABLE=1`` for both (PyTorch backs large tensors with huge
-   pages, as ``eegalign fit`` does), which removes most page-fault cost from both;
-3. the training step as ``eegalign fit`` runs it (our encoder, fused AdamW, huge pages) against
-   the naive step as the reference runs it (default AdamW, default allocation): the two rows
-   come from runs 1 and 2, i.e. from different processes run one after the other.
+1. the encoders alone: ours vs naive, same weights, the reference's optimiser (default
+   ``AdamW``) for both, default memory allocation (the strict, same-function comparison);
+2. the training step as ``eegalign fit`` runs it (our encoder with fused AdamW, eegalign's
+   default) against the naive step as the reference runs it (default AdamW).
+
+``--thp`` runs everything once more with ``THP_MEM_ALLOC_ENABLE=1`` (PyTorch backs tensors of
+2 MiB and more with transparent huge pages) for both, to measure that setting.
 
     python benchmarks/models.py --batch 32      # reference networks + small presets, ~25 min on 2 cores
     python benchmarks/models.py --batch 8 --steps 2 --models eegnet_transformer --no-small
@@ -206,7 +206,7 @@ def main() -> None:
     p.add_argument("--small-batch", type=int, default=32)
     p.add_argument("--small-steps", type=int, default=5)
     p.add_argument("--no-small", action="store_true", help="skip the small presets")
-    p.add_argument("--no-thp", action="store_true", help="skip comparisons 2 and 3 (huge pages, eegalign's training step)")
+    p.add_argument("--thp", action="store_true", help="also time every implementation with THP_MEM_ALLOC_ENABLE=1")
     p.add_argument("--bf16", action="store_true", help="only: time eegalign fp32 vs bf16 autocast (a flag, not the same function)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--one", nargs=4, metavar=("NAME", "PRESET", "IMPL", "BATCH"), help=argparse.SUPPRESS)
@@ -270,7 +270,7 @@ def main() -> None:
         print(f"# {name}: max |ours - naive| / max |naive| = {rel:.1e} (eval, same weights)", flush=True)
         naive = sub("--one", name, "reference", "naive", args.batch, args.steps)
         ours = sub("--one", name, "reference", "ours", args.batch, args.steps)
-        speed = timed(name, "reference", ["naive", "ours"], args.batch, args.steps, args.rounds)
+        speed = timed(name, "reference", ["naive", "ours", "ours-fused"], args.batch, args.steps, args.rounds)
         naive.update(speed["naive"])
         ours.update(speed["ours"])
         ours["equiv_rel_err"] = rel
@@ -281,19 +281,17 @@ def main() -> None:
         ours["speedup_train_cpu"] = naive["train_cpu_s_per_sample"] / ours["train_cpu_s_per_sample"]
         ours["speedup_infer_cpu"] = naive["infer_cpu_s_per_sample"] / ours["infer_cpu_s_per_sample"]
         rows += [naive, ours]
+        fused = speed["ours-fused"]["train_sps"] / naive["train_sps"]
         print(
             f"# {name}: (1) training x{ours['speedup_train']:.2f} wall / x{ours['speedup_train_cpu']:.2f} CPU time, "
-            f"inference x{ours['speedup_infer']:.2f} wall / x{ours['speedup_infer_cpu']:.2f} CPU time",
+            f"inference x{ours['speedup_infer']:.2f} wall / x{ours['speedup_infer_cpu']:.2f} CPU time; "
+            f"(2) eegalign's step (fused AdamW) x{fused:.2f}",
             flush=True,
         )
-        if not args.no_thp:
-            h = timed(name, "reference", ["naive", "ours", "ours-fused"], args.batch, args.steps, 1, huge_pages=True)
-            env_rows.append({"model": name, "batch": args.batch, "default": speed, "huge_pages": h})
-            print(
-                f"# {name}: (2) with huge pages for both x{h['ours']['train_sps'] / h['naive']['train_sps']:.2f}; "
-                f"(3) eegalign's training step vs the reference's x{h['ours-fused']['train_sps'] / naive['train_sps']:.2f}",
-                flush=True,
-            )
+        env_row = {"model": name, "batch": args.batch, "default": speed}
+        if args.thp:
+            env_row["huge_pages"] = timed(name, "reference", ["naive", "ours", "ours-fused"], args.batch, args.steps, 1, huge_pages=True)
+        env_rows.append(env_row)
     if not args.no_small:
         for name in args.models:
             r = sub("--one", name, "small", "ours", args.small_batch, args.small_steps)
@@ -325,23 +323,23 @@ def main() -> None:
             f"| {eff:.1f} ({100 * eff / peak:.0f}%) |"
         )
     if env_rows:
-        print("\n(2) both with huge pages (THP_MEM_ALLOC_ENABLE=1), same default AdamW, one round; "
-              "(3) eegalign's training step (ours, fused AdamW, huge pages) vs the reference's (naive, default AdamW, "
-              "default allocation)\n")
-        hdr = (
-            "| model | batch | naive train samples/s (default / huge pages) | ours train samples/s (default / huge pages) "
-            "| (2) ours vs naive, huge pages | ours + fused AdamW, huge pages | (3) eegalign step vs reference step |"
-        )
+        print("\n(2) eegalign's training step (ours, fused AdamW) vs the reference's (naive, default AdamW), same rounds as (1)"
+              + ("; with --thp: every implementation also with THP_MEM_ALLOC_ENABLE=1, one round" if args.thp else "") + "\n")
+        hdr = "| model | batch | naive train samples/s | ours | ours + fused AdamW | (2) eegalign step vs reference step |"
+        if args.thp:
+            hdr += " naive / ours / ours + fused, huge pages |"
         print(hdr)
         print("|---" * (hdr.count("|") - 1) + "|")
         for e in env_rows:
-            d, h = e["default"], e["huge_pages"]
-            print(
-                f"| {e['model']} | {e['batch']} | {d['naive']['train_sps']:.2f} / {h['naive']['train_sps']:.2f} "
-                f"| {d['ours']['train_sps']:.2f} / {h['ours']['train_sps']:.2f} "
-                f"| x{h['ours']['train_sps'] / h['naive']['train_sps']:.2f} | {h['ours-fused']['train_sps']:.2f} "
-                f"| x{h['ours-fused']['train_sps'] / d['naive']['train_sps']:.2f} |"
+            d = e["default"]
+            line = (
+                f"| {e['model']} | {e['batch']} | {d['naive']['train_sps']:.2f} | {d['ours']['train_sps']:.2f} "
+                f"| {d['ours-fused']['train_sps']:.2f} | x{d['ours-fused']['train_sps'] / d['naive']['train_sps']:.2f} |"
             )
+            if "huge_pages" in e:
+                h = e["huge_pages"]
+                line += f" {h['naive']['train_sps']:.2f} / {h['ours']['train_sps']:.2f} / {h['ours-fused']['train_sps']:.2f} |"
+            print(line)
     if args.json:
         args.json.write_text(json.dumps({"matmul_gflops": peak, "cpu": cpu, "rows": rows, "environments": env_rows}, indent=2))
 

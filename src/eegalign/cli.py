@@ -35,7 +35,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-TRAINING_COMMANDS = (*LIGHTNING_COMMANDS, "demo", "baseline")  # use_huge_pages() applies
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -103,10 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     module_name, help_text = COMMANDS[command]
     try:
-        if command in TRAINING_COMMANDS:
-            from eegalign.devices import use_huge_pages
-
-            use_huge_pages()  # CPU training: 512x fewer page faults on every step's large activations
         module = importlib.import_module(module_name)
         if command in LIGHTNING_COMMANDS:
             return int(module.run_lightning(command, rest) or 0)

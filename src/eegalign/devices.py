@@ -44,24 +44,3 @@ def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
     if dtype not in table:
         raise ConfigError(f"unknown --dtype {dtype!r}; choose auto, float16, bfloat16 or float32")
     return table[dtype]
-
-
-
-def use_huge_pages() -> bool:
-    """Ask PyTorch to back large CPU tensors with transparent huge pages (``THP_MEM_ALLOC_ENABLE=1``).
-
-    glibc serves every block above 32 MiB with a fresh ``mmap`` and unmaps it on free, so each
-    large activation of every CPU training step is page-faulted in again, 4 KiB at a time: on
-    this project's 2-core machine that makes elementwise ops several times slower and costs
-    EEGNetTransformer about a fifth of its training step (benchmarks/models.py ``--thp``).
-    With PyTorch's own switch, blocks of 2 MiB and more are aligned and ``madvise``d for huge
-    pages, 512 times fewer faults; memory is still returned to the OS on free. It takes effect
-    only where the kernel allows it (``/sys/kernel/mm/transparent_hugepage/enabled`` is
-    ``[madvise]`` or ``[always]``) and must be set before torch allocates, so the CLI calls this
-    before a training command imports torch. A value the user already set is kept
-    (``THP_MEM_ALLOC_ENABLE=0`` opts out). Returns whether it is on.
-    """
-    import os
-
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    return os.environ["THP_MEM_ALLOC_ENABLE"] == "1"

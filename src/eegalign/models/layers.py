@@ -13,9 +13,11 @@ the same function with the same dropout distribution. The reason is memory traff
 arithmetic: the module-by-module versions write several full-size temporaries per layer (scores,
 probabilities, masks, activations), each freshly allocated (on glibc, large blocks come from
 ``mmap`` and are page-faulted in on every step), while here each chunk's temporaries stay in
-cache and only what backward needs is stored. ``benchmarks/models.py`` measures the effect
-against straightforward implementations; ``tests/test_models.py`` checks forward and gradients
-against the plain formulas with the same dropout masks.
+cache and only what backward needs is stored. Tall-skinny projections run in row blocks
+(:func:`matmul_rows`), and residual adds happen in place on fresh 2-D outputs, never on a view
+(which would make autograd rebuild the base tensor in backward). ``benchmarks/models.py``
+measures the effect against straightforward implementations; ``tests/test_models.py`` checks
+forward and gradients against the plain formulas with the same dropout masks.
 """
 
 from __future__ import annotations
