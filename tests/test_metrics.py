@@ -234,3 +234,17 @@ def test_nan_predictions_are_never_hits(center: bool) -> None:
     half = true.copy()
     half[:20] = np.nan  # the finite half still scores perfectly
     assert retrieval_topk(half, true, ids, center=c)["top1"] == pytest.approx(0.5)
+
+
+def test_trial_averaged_retrieval_has_its_baseline_and_a_nan_trial_keeps_the_token_curve() -> None:
+    pred, true, ids, label, subject, train, tl = _case("text", noise=0.5)
+    pred = pred.copy()
+    pred[0] = np.nan  # one diverged trial
+    m, arrays = M.compute_metrics(
+        pred, true, ids, label, subject, train_targets=train, train_labels=tl, n_boot=50, n_perm=49, average_trials=True
+    )
+    base = m["baselines"]["train_mean"]["retrieval_averaged"]
+    assert set(base) == {k for k, v in m["retrieval_averaged"].items() if isinstance(v, dict)}
+    assert base["all_top1"]["value"] == 0.0  # the centred train mean ties with every candidate
+    assert base["2way_top1"]["chance"] == m["retrieval_averaged"]["2way_top1"]["chance"] == 0.5
+    assert np.isfinite(arrays["token_cosine_curve"]).all() and int(arrays["token_cosine_dropped"]) == 1

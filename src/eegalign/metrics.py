@@ -489,7 +489,11 @@ def compute_metrics(
         if route == "text":
             raw_hits, raw_chance = _retrieval_hits(sim_raw, answer, kway, kway_draws, seed, draws_cache)
             out["retrieval_raw"] = _scored(raw_hits, raw_chance, counts)
-            arrays[f"{prefix}token_cosine_curve"] = per["token_cosine"].mean(axis=0)
+            # (T,) mean over trials; a diverged (non-finite) trial is left out rather than blanking the curve
+            tok = per["token_cosine"]  # (N, T)
+            finite = np.isfinite(tok).all(axis=1)
+            arrays[f"{prefix}token_cosine_curve"] = tok[finite].mean(axis=0) if finite.any() else np.full(tok.shape[1], np.nan)
+            arrays[f"{prefix}token_cosine_dropped"] = np.asarray(int((~finite).sum()))  # trials left out of the curve
         if ref_labels is not None:
             classes, protos = class_prototypes(ref_targets, ref_labels)
             r, valid = prototype_ranks(p, label, classes, protos, center)
@@ -548,15 +552,21 @@ def compute_metrics(
         first = np.unique(group, return_index=True)[1]
         avg_true, avg_ids = true[first], [str(image_ids[i]) for i in first]
         _, a_cands, a_answer = candidates(avg_true, avg_ids)
-        a_sim = similarity_matrix(avg_pred, a_cands, center)
-        a_hits, a_chance = _retrieval_hits(a_sim, a_answer, kway, kway_draws, seed)
+        a_sim = similarity_matrix(avg_pred, a_cands, center)  # (G, M')
+        a_draws: dict[int, np.ndarray] = {}  # the model and the baseline on the same distractor draws
+        a_hits, a_chance = _retrieval_hits(a_sim, a_answer, kway, kway_draws, seed, a_draws)
+        # the train-mean baseline predicts the same for every trial, so also for every averaged group
+        b_sim = np.broadcast_to(similarity_matrix(baseline_pred, a_cands, center), a_sim.shape)  # (G, M')
+        b_hits, b_chance = _retrieval_hits(b_sim, a_answer, kway, kway_draws, seed, a_draws)
+        a_counts = bootstrap_counts(len(avg_pred), n_boot, seed)
         what = "image and subject" if by == "image_subject" else "image (across subjects)"
         metrics["retrieval_averaged"] = {
             "n": len(avg_pred),
             "by": by,
             "note": f"predictions of all trials of the same {what} averaged before retrieval",
-            **_scored(a_hits, a_chance, bootstrap_counts(len(avg_pred), n_boot, seed)),
+            **_scored(a_hits, a_chance, a_counts),
         }
+        metrics["baselines"]["train_mean"]["retrieval_averaged"] = _scored(b_hits, b_chance, a_counts)
 
     metrics["settings"] = {
         "baseline_source": source,

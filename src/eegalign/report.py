@@ -217,7 +217,9 @@ def _figures(fig_dir: Path, metrics: dict, arrays: dict[str, np.ndarray]) -> dic
 
     if "token_cosine_curve" in arrays:
         fig, ax = plt.subplots(figsize=(7, 3.4))
-        ax.plot(arrays["token_cosine_curve"], color="#1f77b4", label="model")
+        dropped = int(arrays.get("token_cosine_dropped", 0))
+        left_out = f" ({dropped} non-finite trials left out)" if dropped else ""
+        ax.plot(arrays["token_cosine_curve"], color="#1f77b4", label=f"model{left_out}")
         ax.plot(arrays["baseline_token_cosine_curve"], color="#999999", label=base_label)
         ax.set_xlabel("token position")
         ax.set_ylabel("mean cosine over trials")
@@ -368,7 +370,7 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
             f"**Trial-averaged retrieval** ({ra['note']}; {ra['n']} averaged queries). "
             "Not comparable with the single-trial numbers above."
         )
-        ret.table(["metric", "model [95% CI]", "chance"], [[a, b, d] for a, b, _, d in rtable(ra, None)])
+        ret.table(header, rtable(ra, base.get("retrieval_averaged")))
     if "similarity_matrix" in figs:
         ret.fig(
             figs["similarity_matrix"],
