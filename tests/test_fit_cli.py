@@ -54,11 +54,15 @@ def test_missing_cache_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureF
     assert last.startswith("eegalign: error:") and "nope" in last
 
 
-def test_tiny_fit_writes_run_dir_and_loadable_checkpoints(small_cache: Path, tmp_path: Path) -> None:
+def test_tiny_fit_writes_run_dir_and_loadable_checkpoints(
+    small_cache: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     from eegalign.system import load_encoder
 
     run = tmp_path / "run"
     assert main(["fit", "--data.cache", str(small_cache), *TINY, "--trainer.default_root_dir", str(run)]) == 0
+    printed = "".join(capfd.readouterr())
+    assert "Tip:" not in printed and "LeafSpec" not in printed  # Lightning's product tip and its own deprecation
     # one directory holds the resolved config, both loggers and the checkpoints
     assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
     assert list(run.glob("events.out.tfevents.*"))

@@ -96,6 +96,11 @@ def _appending_csv_logger() -> type:
     return AppendingCSVLogger
 
 
+def _drop_lightning_tips(record) -> bool:
+    """A ``logging`` filter: False for Lightning's product tips (e.g. "💡 Tip: ... try installing litlogger")."""
+    return "💡 Tip:" not in record.getMessage()
+
+
 def run_lightning(subcommand: str, argv: list[str]) -> int:
     """Run ``LightningCLI`` for ``subcommand`` (fit/validate/test/predict) with ``argv``; return 0.
 
@@ -103,6 +108,7 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     (exit status 2) instead of jsonargparse's full usage text.
     """
     import argparse
+    import logging
     import warnings
 
     from eegalign.errors import ConfigError
@@ -114,6 +120,9 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
     warnings.filterwarnings("ignore", message=".*Experiment logs directory .* exists and is not empty.*")
+    # Lightning's own use of a torch pytree API that torch 2.13 deprecates: nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_drop_lightning_tips)
     try:
         cli = _cli_class()(
             AlignmentModule,
