@@ -322,9 +322,10 @@ def _mm_rows(k: int, period: int) -> int:
     return period * max(1, rows // period)
 
 
-def _mm_chunked(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, rows: int) -> torch.Tensor:
-    """``out = a @ b (+ bias)`` for (R, K) @ (K, N) -> (R, N), ``rows`` rows at a time; ``bias`` (N,) or (P, N) with
-    ``P`` dividing ``rows`` and R (row r gets ``bias[r % P]``)."""
+def _mm_chunked(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None, rows: int) -> torch.Tensor:
+    """``a @ b (+ bias)`` for (R, K) @ (K, N) -> a fresh (R, N), ``rows`` rows at a time; ``bias`` (N,) or (P, N)
+    with ``P`` dividing ``rows`` and R (row r gets ``bias[r % P]``)."""
+    out = a.new_empty(a.shape[0], b.shape[1])  # (R, N)
     for i in range(0, a.shape[0], rows):
         y = torch.mm(a[i : i + rows], b, out=out[i : i + rows])  # (rows, N)
         if bias is not None:  # while the block is in cache
@@ -344,7 +345,7 @@ class _RowChunkedMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, transposed: bool, rows: int):  # type: ignore[override]
         w = weight.t() if transposed else weight  # (K, N)
-        out = _mm_chunked(x, w, x.new_empty(x.shape[0], w.shape[1]), bias, rows)  # (R, N)
+        out = _mm_chunked(x, w, bias, rows)  # (R, N)
         ctx.save_for_backward(x, weight)
         ctx.transposed, ctx.rows, ctx.bias_shape = transposed, rows, None if bias is None else bias.shape
         return out
@@ -355,7 +356,7 @@ class _RowChunkedMatmul(torch.autograd.Function):
         w = weight.t() if ctx.transposed else weight  # (K, N)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            dx = _mm_chunked(grad, w.t(), torch.empty_like(x), None, ctx.rows)  # (R, K)
+            dx = _mm_chunked(grad, w.t(), None, ctx.rows)  # (R, K)
         if ctx.needs_input_grad[1]:
             dw = grad.t() @ x if ctx.transposed else x.t() @ grad  # in weight's layout: (N, K) or (K, N)
         if ctx.bias_shape is not None and ctx.needs_input_grad[2]:
@@ -385,8 +386,7 @@ def matmul_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if chunked:
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
             return _RowChunkedMatmul.apply(x, weight, bias, transposed, rows)
-        w = weight.t() if transposed else weight
-        return _mm_chunked(x, w, x.new_empty(r, w.shape[1]), bias, rows)
+        return _mm_chunked(x, weight.t() if transposed else weight, bias, rows)
     if bias is None or bias.dim() == 1:
         return F.linear(x, weight, bias) if transposed else torch.matmul(x, weight) if bias is None else torch.addmm(bias, x, weight)
     y = F.linear(x, weight) if transposed else torch.matmul(x, weight)  # (R, N)
