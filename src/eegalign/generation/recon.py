@@ -232,7 +232,13 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """FID of two (N, D) feature sets with torchmetrics' FrechetInceptionDistance (features already extracted)."""
+    """FID of two (N, D) feature sets with torchmetrics' FrechetInceptionDistance (features already extracted).
+
+    The Inception network runs once (its features also serve the 2-way metric); torchmetrics gets
+    them through an identity ``feature`` module, which is the same as passing the network itself
+    (checked in the tests). Rounding can make the distance of two equal sets slightly negative:
+    it is clipped at 0.
+    """
     import torch
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -249,7 +255,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     fid = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), normalize=True)
     fid.update(torch.from_numpy(np.asarray(real, np.float64)), real=True)
     fid.update(torch.from_numpy(np.asarray(fake, np.float64)), real=False)
-    return float(fid.compute())
+    return max(0.0, float(fid.compute()))
 
 
 # ----------------------------------------------------------------------------- assembling

@@ -35,6 +35,8 @@ WEIGHT_FILES: dict[str, tuple[str, ...]] = {
     "swav": ("swav_resnet50.pth", "swav_resnet50.safetensors", "swav_800ep_pretrain.pth.tar"),
     "clip": ("clip",),
 }
+#: network -> square input side (MindEye's ``transforms.Resize`` sizes; CLIP uses its config's image size).
+INPUT_SIZES: dict[str, int] = {"alexnet": 256, "inception": 342, "effnet": 255, "swav": 255}
 #: network -> the metrics it feeds.
 METRICS_OF: dict[str, tuple[str, ...]] = {
     "alexnet": ("alexnet2", "alexnet5"),
@@ -133,7 +135,6 @@ def load_feature_net(name: str, path: Path, device: str) -> FeatureNet:
     module = _torch_net(name, path).eval().to(device)
     if name == "alexnet":
         feats = lambda out: {"alexnet2": out["features.4"].flatten(1), "alexnet5": out["features.11"].flatten(1)}  # noqa: E731
-        return FeatureNet(name, module, 256, IMAGENET_MEAN, IMAGENET_STD, feats)
-    size = {"inception": 342, "effnet": 255, "swav": 255}[name]  # MindEye's Resize() sizes
+        return FeatureNet(name, module, INPUT_SIZES[name], IMAGENET_MEAN, IMAGENET_STD, feats)
     keep = ("inception",) if name == "inception" else ()
-    return FeatureNet(name, module, size, IMAGENET_MEAN, IMAGENET_STD, lambda out: {name: out}, keep_raw=keep)
+    return FeatureNet(name, module, INPUT_SIZES[name], IMAGENET_MEAN, IMAGENET_STD, lambda out: {name: out}, keep_raw=keep)
