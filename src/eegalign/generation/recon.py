@@ -322,11 +322,11 @@ def _network_metrics(net: "FeatureNet", pairs: _Pairs, device: str, notes: list[
     return per, fid
 
 
-def _load_nets(models_dir: str | None, device: str, notes: list[str]) -> list["FeatureNet"]:
-    """Every network whose weights are in ``models_dir``; one note per metric that cannot run."""
+def _feature_nets(models_dir: str | None, device: str, notes: list[str]):
+    """Yield, one at a time (one network in memory), every network whose weights are in ``models_dir``;
+    append one note per metric that cannot run."""
     from eegalign.generation.featurenets.registry import METRICS_OF, WEIGHT_FILES, find_weight, load_feature_net
 
-    nets = []
     for name, metrics in METRICS_OF.items():
         fname = WEIGHT_FILES[name][0]
         path = find_weight(models_dir, name) if models_dir else None
@@ -334,12 +334,13 @@ def _load_nets(models_dir: str | None, device: str, notes: list[str]) -> list["F
                   else f"no weights in {models_dir} (expected {Path(models_dir).expanduser() / fname})")
         if path is not None:
             try:
-                nets.append(load_feature_net(name, path, device))
-                continue
+                net = load_feature_net(name, path, device)
             except Exception as exc:  # noqa: BLE001 - a bad weight skips its metrics, the others still run
                 reason = f"{path} could not be loaded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            else:
+                yield net
+                continue
         notes.extend(f"{m} skipped: {reason}." for m in metrics)
-    return nets
 
 
 def _summarise(per: dict[str, dict[str, np.ndarray]], fid: dict[str, float], n_boot: int, seed: int) -> dict:
@@ -376,7 +377,7 @@ def reconstruction_metrics(
         generated: set name (``"eeg"``, ``"true"``) -> (N,) images aligned with ``originals``.
         models_dir: the ``--recon-models`` directory (layout in
             :mod:`eegalign.generation.featurenets.registry`); None: only PixCorr and SSIM.
-        device: torch device of the feature networks.
+        device: torch device of the feature networks (``"auto"``: CUDA when available).
         n_boot: bootstrap resamples of the 95% CIs.
         seed: seed of the shuffled pairing and of the bootstrap.
 
@@ -385,8 +386,10 @@ def reconstruction_metrics(
         against a derangement of the originals). A metric whose weights are missing is left out,
         with one sentence in ``notes``.
     """
+    from eegalign.devices import resolve_device
     from eegalign.errors import DataError
 
+    device = str(resolve_device(device))
     n = len(originals)
     for name, images in generated.items():
         if len(images) != n:
@@ -397,12 +400,11 @@ def reconstruction_metrics(
     pairs = _pairs(originals, generated, seed, notes)
     per = _pixel_metrics(pairs)
     fid: dict[str, float] = {}
-    for net in _load_nets(models_dir, device, notes):
+    for net in _feature_nets(models_dir, device, notes):
         net_per, net_fid = _network_metrics(net, pairs, device, notes)
         for name, metrics in net_per.items():
             per[name].update(metrics)
         fid.update(net_fid)
-        del net
     if len(pairs.unique_originals) < 2 and models_dir:
         notes.append("2-way identification skipped: it needs at least 2 distinct original images.")
     summary = _summarise(per, fid, n_boot, seed)
