@@ -28,7 +28,8 @@ ignores the trial would get. Where no analytic chance exists, ``chance`` is that
 Per-image metrics get a percentile bootstrap 95% CI over trials (the same resamples for every
 metric). FID is a set-level statistic computed by torchmetrics from our Inception features; it
 has no per-trial values, no CI (one bootstrap resample costs a 2048x2048 eigendecomposition) and
-no shuffled row (a permutation does not change it).
+no shuffled row (a permutation does not change it). It uses torchvision's Inception-v3 weights,
+not the TF FID Inception of pytorch-fid: comparable between eegalign runs, not with papers' FIDs.
 
 Entry point: :func:`reconstruction_metrics`. Feature networks: :mod:`eegalign.generation.featurenets`.
 """
