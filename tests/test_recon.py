@@ -263,6 +263,16 @@ def test_missing_or_unsafe_weights_give_a_note_and_the_rest_runs(tmp_path, small
     assert str(tmp_path / "clip") in skipped["clip"]
 
 
+def test_check_models_dir(tmp_path):
+    from eegalign.errors import WeightsError
+
+    assert recon.check_models_dir(None) == ["pixcorr", "ssim"]
+    tiny_models_dir(tmp_path, only=("alexnet",))
+    assert recon.check_models_dir(str(tmp_path)) == ["pixcorr", "ssim", "alexnet2", "alexnet5"]
+    with pytest.raises(WeightsError, match="--recon-models directory not found"):
+        recon.check_models_dir(str(tmp_path / "nope"))
+
+
 def test_mismatched_set_lengths_are_refused():
     from eegalign.errors import DataError
 

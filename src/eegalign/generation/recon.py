@@ -363,6 +363,22 @@ def _summarise(per: dict[str, dict[str, np.ndarray]], fid: dict[str, float], n_b
     return summary
 
 
+def check_models_dir(models_dir: str | None) -> list[str]:
+    """Validate ``--recon-models`` before any work: the metrics that will run (weights present).
+
+    Raises:
+        WeightsError: ``models_dir`` is given but is not a directory.
+    """
+    from eegalign.errors import WeightsError
+    from eegalign.generation.featurenets.registry import METRICS_OF, find_weight
+
+    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
+        raise WeightsError(f"--recon-models directory not found: {models_dir}; pass the directory holding "
+                           "alexnet.pth, inception_v3.pth, efficientnet_b1.pth, swav_resnet50.pth and clip/ (docs/generation.md)")
+    found = {name for name in METRICS_OF if models_dir is not None and find_weight(models_dir, name) is not None}
+    return [m for m in METRICS if m in ("pixcorr", "ssim") or any(m in METRICS_OF[n] for n in found)]
+
+
 def reconstruction_metrics(
     originals: list["PIL.Image.Image"],
     generated: dict[str, list["PIL.Image.Image"]],
