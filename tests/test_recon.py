@@ -213,6 +213,22 @@ def test_every_metric_runs_with_tiny_networks(full_result):
                 assert entry["chance"] == pytest.approx(expected_chance)
 
 
+def test_per_image_record_is_what_compare_reads(full_result, tmp_path):
+    import json
+
+    from eegalign.generation import compare
+
+    rec = full_result.per_image_record([10, 11, 12, 13])
+    assert rec["trials"] == [10, 11, 12, 13] and rec["sets"]["eeg"]["ssim"] == full_result.per_image["eeg"]["ssim"]
+    (tmp_path / compare.RECON_PER_IMAGE).write_text(json.dumps(rec))
+    run = compare.GenerationRun("r", tmp_path, {"trials": [{"index": i} for i in (10, 11, 12, 13)]})
+    scores = compare.per_trial_scores(run, ns=[], ks=[], draws=1, seed=0)
+    np.testing.assert_allclose(scores["pixcorr"], full_result.per_image["eeg"]["pixcorr"])
+    np.testing.assert_allclose(scores["true.swav"], full_result.per_image["true"]["swav"])
+    with pytest.raises(ValueError):
+        full_result.per_image_record([1, 2])
+
+
 def test_true_copies_score_perfectly(full_result):
     true = full_result.summary["true"]
     for m in ("pixcorr", "ssim", "alexnet2", "alexnet5", "inception", "clip", "clip_score"):

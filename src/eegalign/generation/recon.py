@@ -73,8 +73,22 @@ class ReconResult:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready ``{"summary", "notes"}`` (per-image values are left to the caller)."""
+        """JSON-ready ``{"summary", "notes"}``. ``generation.json``'s ``"reconstruction"`` block is
+        ``summary`` alone ({set: {metric: entry}}, what ``eegalign compare`` reads); put the notes beside it."""
         return {"summary": self.summary, "notes": list(self.notes)}
+
+    def per_image_record(self, trial_rows: list[int]) -> dict[str, Any]:
+        """The ``reconstruction_per_image.json`` record ``eegalign compare`` reads:
+        ``{"trials": trial_rows, "sets": {set: {metric: [value per trial]}}}``.
+
+        Args:
+            trial_rows: the predictions-file row (``index``) of each scored trial, in order.
+        """
+        for name, metrics in self.per_image.items():
+            for metric, values in metrics.items():
+                if len(values) != len(trial_rows):
+                    raise ValueError(f"{name}/{metric} has {len(values)} values for {len(trial_rows)} trials")
+        return {"trials": [int(t) for t in trial_rows], "sets": self.per_image}
 
 
 # ----------------------------------------------------------------------------- pairing
