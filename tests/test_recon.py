@@ -140,6 +140,11 @@ def test_pixel_metrics_shuffled_baseline_is_near_chance_on_random_images():
 # ----------------------------------------------------------------------------- tiny networks
 
 
+def tiny_fid_inception() -> InceptionV3:
+    """pytorch-fid's layout: 1008 classes, no auxiliary classifier (tiny widths)."""
+    return InceptionV3(width=0.0625, num_classes=1008, aux_logits=False, transform_input=False, fid_variant=True)
+
+
 def tiny_models_dir(root, only: tuple[str, ...] | None = None):
     """Tiny random networks in the documented layout (SwAV in its release format: ``module.`` + heads)."""
     torch.manual_seed(0)
@@ -156,6 +161,8 @@ def tiny_models_dir(root, only: tuple[str, ...] | None = None):
         sd["module.projection_head.0.weight"] = torch.zeros(8, 16)
         sd["module.prototypes.weight"] = torch.zeros(5, 8)
         torch.save(sd, root / "swav_800ep_pretrain.pth.tar")  # the published file name is accepted too
+    if want("fid_inception"):
+        torch.save(tiny_fid_inception().state_dict(), root / "pt_inception-2015-12-05-6726825d.pth")
     if want("clip"):
         from transformers import CLIPConfig, CLIPModel
 
@@ -169,7 +176,7 @@ def tiny_models_dir(root, only: tuple[str, ...] | None = None):
 def test_input_sizes_are_mindeyes():
     from eegalign.generation.featurenets.registry import INPUT_SIZES
 
-    assert INPUT_SIZES == {"alexnet": 256, "inception": 342, "effnet": 255, "swav": 255}
+    assert INPUT_SIZES == {"alexnet": 256, "inception": 342, "effnet": 255, "swav": 255, "fid_inception": 299}
     assert recon.PIXEL_SIZE == 425
 
 
@@ -179,7 +186,7 @@ def small_inputs():
     from eegalign.generation.featurenets import registry
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(registry, "INPUT_SIZES", {"alexnet": 96, "inception": 80, "effnet": 64, "swav": 64})
+        mp.setattr(registry, "INPUT_SIZES", {"alexnet": 96, "inception": 80, "effnet": 64, "swav": 64, "fid_inception": 80})
         yield
 
 
@@ -272,11 +279,22 @@ def test_missing_or_unsafe_weights_give_a_note_and_the_rest_runs(tmp_path, small
     res = recon.reconstruction_metrics(originals, {"eeg": eeg}, str(tmp_path), n_boot=50)
     assert {"pixcorr", "ssim", "alexnet2", "alexnet5"} <= set(res.summary["eeg"])
     assert not set(NETWORK_METRICS[2:]) & set(res.summary["eeg"]) and "fid" not in res.summary["eeg"]
-    skipped = {n.split(" ")[0]: n for n in res.notes}
-    assert set(skipped) == {"inception", "fid", "clip", "clip_score", "effnet", "swav"}
-    assert "inception_v3.pth could not be loaded" in skipped["inception"]
-    assert str(tmp_path / "efficientnet_b1.pth") in skipped["effnet"]
-    assert str(tmp_path / "clip") in skipped["clip"]
+    by_metric: dict[str, list[str]] = {}
+    for note in res.notes:
+        by_metric.setdefault(note.split(" ")[0].rstrip(":"), []).append(note)
+    assert set(by_metric) == {"inception", "fid", "clip", "clip_score", "effnet", "swav"}
+    assert "inception_v3.pth could not be loaded" in by_metric["inception"][0]
+    assert any("no usable Inception weights" in n for n in by_metric["fid"])
+    assert str(tmp_path / "efficientnet_b1.pth") in by_metric["effnet"][0]
+    assert str(tmp_path / "clip") in by_metric["clip"][0]
+
+
+def test_fid_without_the_fid_inception_says_it_is_not_the_standard_fid(tmp_path, small_inputs):
+    tiny_models_dir(tmp_path, only=("inception",))
+    originals, eeg = random_images(3, seed=11), random_images(3, seed=12)
+    res = recon.reconstruction_metrics(originals, {"eeg": eeg}, str(tmp_path), n_boot=50)
+    assert res.summary["eeg"]["fid"]["value"] > 0
+    assert any(n.startswith("fid uses torchvision's Inception-v3 weights") and "fid_inception.pth" in n for n in res.notes)
 
 
 def test_check_models_dir(tmp_path):
@@ -359,6 +377,24 @@ def test_key_sets_follow_torchvision_structure():
     _, eff = meta_state_dict(EfficientNetB1)
     blocks = [len({k.split(".")[2] for k in eff if k.startswith(f"features.{s}.")}) for s in range(1, 8)]
     assert blocks == [2, 3, 3, 4, 4, 5, 2]  # ceil(B0 depths x 1.1)
+
+
+def test_fid_inception_layout_and_pooling():
+    with torch.device("meta"):
+        tv = InceptionV3().state_dict()
+        fid_sd = InceptionV3(num_classes=1008, aux_logits=False, transform_input=False, fid_variant=True).state_dict()
+    # pytorch-fid's pt_inception-2015-12-05: torchvision's names without AuxLogits, a 1008-way fc
+    assert set(fid_sd) == {k for k in tv if not k.startswith("AuxLogits.")}
+    assert tuple(fid_sd["fc.weight"].shape) == (1008, 2048)
+    torch.manual_seed(2)
+    tiny = tiny_fid_inception().eval()
+    rebuilt = InceptionV3.from_state_dict(tiny.state_dict())
+    assert rebuilt.fid_variant and not rebuilt.transform_input and rebuilt.AuxLogits is None
+    plain = InceptionV3(width=0.0625, num_classes=1008, aux_logits=False, transform_input=False).eval()
+    plain.load_state_dict(tiny.state_dict())
+    x = torch.randn(2, 3, 80, 80)
+    with torch.no_grad():  # same weights, TF pooling vs torchvision pooling: different features
+        assert not torch.allclose(tiny(x), plain(x))
 
 
 def test_swav_checkpoint_keeps_the_backbone():

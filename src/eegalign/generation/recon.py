@@ -13,7 +13,7 @@ inception   2-way identification on Inception-v3 pool features             highe
 clip        2-way identification on CLIP image embeddings                   higher     0.5
 effnet      EfficientNet-B1 pool features: correlation distance 1 - r       lower      shuffled
 swav        SwAV ResNet-50 pool features: correlation distance 1 - r        lower      shuffled
-fid         Frechet distance of Inception pool features, generated vs real  lower      none
+fid         Frechet distance of FID-Inception pool features, gen. vs real   lower      none
 clip_score  cosine of generated vs original CLIP image embeddings           higher     shuffled
 ==========  ==============================================================  =========  ======
 
@@ -28,8 +28,9 @@ ignores the trial would get. Where no analytic chance exists, ``chance`` is that
 Per-image metrics get a percentile bootstrap 95% CI over trials (the same resamples for every
 metric). FID is a set-level statistic computed by torchmetrics from our Inception features; it
 has no per-trial values, no CI (one bootstrap resample costs a 2048x2048 eigendecomposition) and
-no shuffled row (a permutation does not change it). It uses torchvision's Inception-v3 weights,
-not the TF FID Inception of pytorch-fid: comparable between eegalign runs, not with papers' FIDs.
+no shuffled row (a permutation does not change it). It uses pytorch-fid's FID Inception (the
+standard FID) when ``DIR/fid_inception.pth`` is there, else torchvision's Inception-v3 weights
+(comparable between eegalign runs only; a note says so).
 
 Entry point: :func:`reconstruction_metrics`. Feature networks: :mod:`eegalign.generation.featurenets`.
 """
@@ -137,14 +138,14 @@ def shuffled_pairing(group: np.ndarray, seed: int = 0) -> np.ndarray | None:
 # ----------------------------------------------------------------------------- pixels
 
 
-def image_tensor(img: "PIL.Image.Image", size: int) -> "torch.Tensor":
-    """RGB in [0, 1], resized bilinearly (antialiased) to ``size`` x ``size``: (3, size, size) float32."""
+def image_tensor(img: "PIL.Image.Image", size: int, antialias: bool = True) -> "torch.Tensor":
+    """RGB in [0, 1], resized bilinearly (antialiased by default) to ``size`` x ``size``: (3, size, size) float32."""
     import torch
     import torch.nn.functional as F
 
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
     x = torch.from_numpy(arr).permute(2, 0, 1)[None]  # (1, 3, H, W)
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)[0]
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -188,7 +189,7 @@ def net_batches(net: "FeatureNet", images: list["PIL.Image.Image"], device: str)
     mean = torch.tensor(net.mean).view(1, 3, 1, 1)
     std = torch.tensor(net.std).view(1, 3, 1, 1)
     for start in range(0, len(images), BATCH):
-        x = torch.stack([image_tensor(im, net.size) for im in images[start : start + BATCH]])  # (b, 3, S, S)
+        x = torch.stack([image_tensor(im, net.size, net.antialias) for im in images[start : start + BATCH]])  # (b, 3, S, S)
         with torch.no_grad():
             out = net.module(((x - mean) / std).to(device))  # tensor or dict of tensors
         yield {k: v.detach().float().cpu() for k, v in net.features(out).items()}
@@ -328,12 +329,12 @@ def _network_metrics(net: "FeatureNet", pairs: _Pairs, device: str, notes: list[
         for name, own in pairs.own.items():
             per[name]["clip_score"] = cosine_rows(raw["clip"][pairs.source[name]], raw["clip"]["original"][own])
     fid: dict[str, float] = {}
-    if "inception" in raw:
+    for feat in ("fid_inception", "inception"):
+        if feat not in raw:
+            continue
         for name in pairs.images:
-            if len(pairs.images[name]) < 2:
-                notes.append(f"fid skipped for '{name}': it needs at least 2 images.")
-                continue
-            fid[name] = frechet_distance(raw["inception"]["original"][pairs.own[name]], raw["inception"][name])
+            if len(pairs.images[name]) >= 2:
+                fid[name] = frechet_distance(raw[feat]["original"][pairs.own[name]], raw[feat][name])
     return per, fid
 
 
@@ -351,11 +352,26 @@ def _feature_nets(models_dir: str | None, device: str, notes: list[str]):
             try:
                 net = load_feature_net(name, path, device)
             except Exception as exc:  # noqa: BLE001 - a bad weight skips its metrics, the others still run
-                reason = f"{path} could not be loaded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-            else:
-                yield net
+                err = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                notes.extend(f"{m}: {path} could not be loaded ({err})." for m in metrics)
                 continue
-        notes.extend(f"{m} skipped: {reason}." for m in metrics)
+            yield net
+            continue
+        notes.extend(f"{m} skipped: {reason}." for m in metrics if m != "fid")  # a missing FID: see _fid_note
+
+
+def _fid_note(nets_used: list[str], n_images: int, models_dir: str | None) -> str | None:
+    """The sentence about FID: skipped, or computed on torchvision's Inception (not the standard FID)."""
+    if "fid_inception" in nets_used:
+        return None
+    if "inception" in nets_used:
+        if n_images < 2:
+            return "fid skipped: it needs at least 2 images per set."
+        return ("fid uses torchvision's Inception-v3 weights (inception_v3.pth), not the FID Inception: comparable "
+                "between eegalign runs, not with papers' FIDs; add DIR/fid_inception.pth "
+                "(pytorch-fid's pt_inception-2015-12-05-6726825d.pth) for the standard FID.")
+    where = f"in {models_dir}" if models_dir else "(no --recon-models DIR was given)"
+    return f"fid skipped: no usable Inception weights {where} (it needs DIR/fid_inception.pth or DIR/inception_v3.pth)."
 
 
 def _summarise(per: dict[str, dict[str, np.ndarray]], fid: dict[str, float], n_boot: int, seed: int) -> dict:
@@ -431,11 +447,16 @@ def reconstruction_metrics(
     pairs = _pairs(originals, generated, seed, notes)
     per = _pixel_metrics(pairs)
     fid: dict[str, float] = {}
+    used: list[str] = []
     for net in _feature_nets(models_dir, device, notes):
         net_per, net_fid = _network_metrics(net, pairs, device, notes)
         for name, metrics in net_per.items():
             per[name].update(metrics)
-        fid.update(net_fid)
+        fid.update(net_fid)  # the FID Inception comes last and replaces the torchvision Inception's
+        used.append(net.name)
+    fid_note = _fid_note(used, n, models_dir)
+    if fid_note:
+        notes.append(fid_note)
     if len(pairs.unique_originals) < 2 and models_dir:
         notes.append("2-way identification skipped: it needs at least 2 distinct original images.")
     summary = _summarise(per, fid, n_boot, seed)

@@ -21,6 +21,21 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def avg_pool(x: torch.Tensor) -> torch.Tensor:
+    """3x3 stride-1 average pool, padding counted (torchvision)."""
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)
+
+
+def avg_pool_valid(x: torch.Tensor) -> torch.Tensor:
+    """3x3 stride-1 average pool over real pixels only (the TF graph behind FID)."""
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+def max_pool(x: torch.Tensor) -> torch.Tensor:
+    """3x3 stride-1 max pool (the last block of the TF graph behind FID)."""
+    return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+
+
 class BasicConv2d(nn.Module):
     """Conv (no bias) -> BatchNorm(eps=1e-3) -> ReLU."""
 
@@ -36,8 +51,9 @@ class BasicConv2d(nn.Module):
 class InceptionA(nn.Module):
     """35x35 block: 1x1 | 5x5 | double 3x3 | pool-proj branches."""
 
-    def __init__(self, cin: int, pool: int, s) -> None:
+    def __init__(self, cin: int, pool: int, s, pool_op=avg_pool) -> None:
         super().__init__()
+        self.pool_op = pool_op
         self.branch1x1 = BasicConv2d(cin, s(64), kernel_size=1)
         self.branch5x5_1 = BasicConv2d(cin, s(48), kernel_size=1)
         self.branch5x5_2 = BasicConv2d(s(48), s(64), kernel_size=5, padding=2)
@@ -51,7 +67,7 @@ class InceptionA(nn.Module):
         b1 = self.branch1x1(x)
         b5 = self.branch5x5_2(self.branch5x5_1(x))
         b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
+        bp = self.branch_pool(self.pool_op(x))
         return torch.cat([b1, b5, b3, bp], 1)
 
 
@@ -75,8 +91,9 @@ class InceptionB(nn.Module):
 class InceptionC(nn.Module):
     """17x17 block with factorised 7x7 convolutions (``c7`` inner channels)."""
 
-    def __init__(self, cin: int, c7: int, s) -> None:
+    def __init__(self, cin: int, c7: int, s, pool_op=avg_pool) -> None:
         super().__init__()
+        self.pool_op = pool_op
         c7 = s(c7)
         self.branch1x1 = BasicConv2d(cin, s(192), kernel_size=1)
         self.branch7x7_1 = BasicConv2d(cin, c7, kernel_size=1)
@@ -96,7 +113,7 @@ class InceptionC(nn.Module):
         bd = x
         for name in ("branch7x7dbl_1", "branch7x7dbl_2", "branch7x7dbl_3", "branch7x7dbl_4", "branch7x7dbl_5"):
             bd = getattr(self, name)(bd)
-        bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
+        bp = self.branch_pool(self.pool_op(x))
         return torch.cat([b1, b7, bd, bp], 1)
 
 
@@ -122,8 +139,9 @@ class InceptionD(nn.Module):
 class InceptionE(nn.Module):
     """8x8 block with expanded filter banks."""
 
-    def __init__(self, cin: int, s) -> None:
+    def __init__(self, cin: int, s, pool_op=avg_pool) -> None:
         super().__init__()
+        self.pool_op = pool_op
         self.branch1x1 = BasicConv2d(cin, s(320), kernel_size=1)
         self.branch3x3_1 = BasicConv2d(cin, s(384), kernel_size=1)
         self.branch3x3_2a = BasicConv2d(s(384), s(384), kernel_size=(1, 3), padding=(0, 1))
@@ -141,7 +159,7 @@ class InceptionE(nn.Module):
         b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
         bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
-        bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
+        bp = self.branch_pool(self.pool_op(x))
         return torch.cat([b1, b3, bd, bp], 1)
 
 
@@ -160,41 +178,50 @@ class InceptionV3(nn.Module):
 
     Args:
         width: channel multiplier (1.0: torchvision's network).
-        num_classes: classifier outputs (1000), kept so the published file loads strictly.
-        aux_logits: build the auxiliary classifier (the published file has it).
+        num_classes: classifier outputs (1000; 1008 in the FID weights), kept so files load strictly.
+        aux_logits: build the auxiliary classifier (torchvision's file has it, the FID file not).
         transform_input: re-map ImageNet-normalised input to the Google weights' [-1, 1] scaling.
+        fid_variant: the pooling of the TF graph behind FID (pytorch-fid's ``FIDInception*`` blocks:
+            average pools over real pixels only, a max pool in the last block); its input is
+            ``2 * x - 1`` of [0, 1] pixels at 299 px.
     """
 
-    def __init__(self, width: float = 1.0, num_classes: int = 1000, aux_logits: bool = True, transform_input: bool = True) -> None:
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, aux_logits: bool = True,
+                 transform_input: bool = True, fid_variant: bool = False) -> None:
         super().__init__()
         self.transform_input = transform_input
+        self.fid_variant = fid_variant
         s = lambda c: max(1, int(round(c * width)))  # noqa: E731 - the channel scaling rule
+        pool, last_pool = (avg_pool_valid, max_pool) if fid_variant else (avg_pool, avg_pool)
         self.Conv2d_1a_3x3 = BasicConv2d(3, s(32), kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(s(32), s(32), kernel_size=3)
         self.Conv2d_2b_3x3 = BasicConv2d(s(32), s(64), kernel_size=3, padding=1)
         self.Conv2d_3b_1x1 = BasicConv2d(s(64), s(80), kernel_size=1)
         self.Conv2d_4a_3x3 = BasicConv2d(s(80), s(192), kernel_size=3)
-        self.Mixed_5b = InceptionA(s(192), 32, s)
-        self.Mixed_5c = InceptionA(self.Mixed_5b.out_channels, 64, s)
-        self.Mixed_5d = InceptionA(self.Mixed_5c.out_channels, 64, s)
+        self.Mixed_5b = InceptionA(s(192), 32, s, pool)
+        self.Mixed_5c = InceptionA(self.Mixed_5b.out_channels, 64, s, pool)
+        self.Mixed_5d = InceptionA(self.Mixed_5c.out_channels, 64, s, pool)
         self.Mixed_6a = InceptionB(self.Mixed_5d.out_channels, s)
-        self.Mixed_6b = InceptionC(self.Mixed_6a.out_channels, 128, s)
-        self.Mixed_6c = InceptionC(self.Mixed_6b.out_channels, 160, s)
-        self.Mixed_6d = InceptionC(self.Mixed_6c.out_channels, 160, s)
-        self.Mixed_6e = InceptionC(self.Mixed_6d.out_channels, 192, s)
+        self.Mixed_6b = InceptionC(self.Mixed_6a.out_channels, 128, s, pool)
+        self.Mixed_6c = InceptionC(self.Mixed_6b.out_channels, 160, s, pool)
+        self.Mixed_6d = InceptionC(self.Mixed_6c.out_channels, 160, s, pool)
+        self.Mixed_6e = InceptionC(self.Mixed_6d.out_channels, 192, s, pool)
         self.AuxLogits = InceptionAux(self.Mixed_6e.out_channels, num_classes, s) if aux_logits else None
         self.Mixed_7a = InceptionD(self.Mixed_6e.out_channels, s)
-        self.Mixed_7b = InceptionE(self.Mixed_7a.out_channels, s)
-        self.Mixed_7c = InceptionE(self.Mixed_7b.out_channels, s)
+        self.Mixed_7b = InceptionE(self.Mixed_7a.out_channels, s, pool)
+        self.Mixed_7c = InceptionE(self.Mixed_7b.out_channels, s, last_pool)
         self.num_features = self.Mixed_7c.out_channels
         self.fc = nn.Linear(self.num_features, num_classes)
 
     @classmethod
     def from_state_dict(cls, sd: dict[str, torch.Tensor]) -> "InceptionV3":
-        """The Inception-v3 whose width matches ``sd`` (torchvision names)."""
+        """The Inception-v3 whose width matches ``sd`` (torchvision names); a 1008-class file without
+        auxiliary classifier is pytorch-fid's ``pt_inception-2015-12-05`` (the FID variant)."""
         width = int(sd["Conv2d_1a_3x3.conv.weight"].shape[0]) / 32.0
         aux = any(k.startswith("AuxLogits.") for k in sd)
-        return cls(width=width, num_classes=int(sd["fc.weight"].shape[0]), aux_logits=aux)
+        n_classes = int(sd["fc.weight"].shape[0])
+        fid = n_classes == 1008 and not aux
+        return cls(width=width, num_classes=n_classes, aux_logits=aux, transform_input=not fid, fid_variant=fid)
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet-normalised -> (pixel - 0.5) / 0.5, channel by channel (torchvision's transform_input)."""

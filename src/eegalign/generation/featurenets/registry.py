@@ -7,6 +7,10 @@
     DIR/efficientnet_b1.pth  torchvision EfficientNet-B1 (efficientnet_b1-c27df63c.pth)       -> effnet
     DIR/swav_resnet50.pth    SwAV ResNet-50             (swav_800ep_pretrain.pth.tar)         -> swav
     DIR/clip/                a transformers CLIP directory (openai/clip-vit-large-patch14)    -> clip, clip_score
+    DIR/fid_inception.pth    pytorch-fid's FID Inception (pt_inception-2015-12-05-6726825d.pth) -> fid (standard)
+
+Without the FID Inception, FID is computed on the torchvision Inception-v3 features (a note says
+it is then not comparable with papers' FIDs).
 
 Each file may also keep its published name (in brackets) or be a ``.safetensors`` of the same
 state dict. Preprocessing follows MindEye's evaluation: the image (RGB in [0, 1]) is resized
@@ -34,9 +38,10 @@ WEIGHT_FILES: dict[str, tuple[str, ...]] = {
                "efficientnet_b1_rwightman-533bc792.pth"),
     "swav": ("swav_resnet50.pth", "swav_resnet50.safetensors", "swav_800ep_pretrain.pth.tar"),
     "clip": ("clip",),
+    "fid_inception": ("fid_inception.pth", "fid_inception.safetensors", "pt_inception-2015-12-05-6726825d.pth"),
 }
 #: network -> square input side (MindEye's ``transforms.Resize`` sizes; CLIP uses its config's image size).
-INPUT_SIZES: dict[str, int] = {"alexnet": 256, "inception": 342, "effnet": 255, "swav": 255}
+INPUT_SIZES: dict[str, int] = {"alexnet": 256, "inception": 342, "effnet": 255, "swav": 255, "fid_inception": 299}
 #: network -> the metrics it feeds.
 METRICS_OF: dict[str, tuple[str, ...]] = {
     "alexnet": ("alexnet2", "alexnet5"),
@@ -44,6 +49,7 @@ METRICS_OF: dict[str, tuple[str, ...]] = {
     "clip": ("clip", "clip_score"),
     "effnet": ("effnet",),
     "swav": ("swav",),
+    "fid_inception": ("fid",),  # loaded last: when present, its FID replaces the torchvision Inception's
 }
 
 
@@ -59,6 +65,7 @@ class FeatureNet:
         features: raw network output -> {feature name: (B, D) tensor}; the feature names are
             metric names (``alexnet2``...) or, for networks feeding two metrics, the shared one.
         keep_raw: feature names whose vectors are kept (FID needs Inception's, CLIP score CLIP's).
+        antialias: antialiased resizing (False for the FID Inception, as pytorch-fid resizes).
     """
 
     name: str
@@ -68,6 +75,7 @@ class FeatureNet:
     std: tuple[float, float, float]
     features: Callable[[object], dict[str, torch.Tensor]]
     keep_raw: tuple[str, ...] = ()
+    antialias: bool = True
 
 
 def find_weight(models_dir: str | Path, name: str) -> Path | None:
@@ -88,7 +96,7 @@ def _torch_net(name: str, path: Path) -> torch.nn.Module:
     from eegalign.generation.featurenets.weights import load_strict, read_state_dict, strip_prefix
 
     sd = strip_prefix(read_state_dict(path), "module.")
-    cls = {"alexnet": AlexNet, "inception": InceptionV3, "effnet": EfficientNetB1, "swav": ResNet50}[name]
+    cls = {"alexnet": AlexNet, "inception": InceptionV3, "effnet": EfficientNetB1, "swav": ResNet50, "fid_inception": InceptionV3}[name]
     if name == "swav":
         sd = swav_state_dict(sd)
     try:
@@ -136,5 +144,12 @@ def load_feature_net(name: str, path: Path, device: str) -> FeatureNet:
     if name == "alexnet":
         feats = lambda out: {"alexnet2": out["features.4"].flatten(1), "alexnet5": out["features.11"].flatten(1)}  # noqa: E731
         return FeatureNet(name, module, INPUT_SIZES[name], IMAGENET_MEAN, IMAGENET_STD, feats)
+    if name == "fid_inception":  # pytorch-fid: 299 px, plain bilinear, 2 * x - 1
+        if not getattr(module, "fid_variant", False):
+            from eegalign.errors import WeightsError
+
+            raise WeightsError(f"{path} is not the FID Inception (expected 1008 classes and no auxiliary classifier)")
+        return FeatureNet(name, module, INPUT_SIZES[name], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), lambda out: {name: out},
+                          keep_raw=(name,), antialias=False)
     keep = ("inception",) if name == "inception" else ()
     return FeatureNet(name, module, INPUT_SIZES[name], IMAGENET_MEAN, IMAGENET_STD, lambda out: {name: out}, keep_raw=keep)
