@@ -272,3 +272,10 @@ def test_embed_works_on_things_images_and_captions(things_cache: Path, tmp_path:
 
 
 from test_targets import tiny_models  # noqa: E402,F401  (the tiny CLIP models fixture)
+
+
+@pytest.mark.slow
+def test_demo_things_runs(tmp_path: Path) -> None:
+    assert main(["demo", "--dataset", "things", "--out", str(tmp_path / "demo"), "--epochs", "1"]) == 0
+    m = json.loads((tmp_path / "demo" / "evaluation" / "metrics.json").read_text())
+    assert m["retrieval_averaged"]["all_top1"]["chance"] == pytest.approx(0.1)
