@@ -366,7 +366,8 @@ def permutation_test(
 
 # ----------------------------------------------------------------------------- everything at once
 
-KWAY = (2, 4, 10, 50, 100, 200)
+KWAY = (2, 10, 50, 200)
+KWAY_THINGS = (2, 4, 10, 50, 100, 200)  # the THINGS-EEG2 literature reports 2-, 4-, 10-, 50-, 100-way and 200-way
 
 
 def _scored(values: dict[str, np.ndarray], chance: dict[str, float], counts: np.ndarray) -> dict[str, dict]:

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from eegalign.errors import ConfigError
     from eegalign.evaluate import evaluate_to_dir, load_train_targets, predict_checkpoint, train_targets_from_cache
+    from eegalign.metrics import KWAY_THINGS
 
     if bool(args.ckpt) == bool(args.predictions):
         raise ConfigError("give exactly one of --ckpt CKPT (with --cache) or --predictions FILE")
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate_to_dir(
         preds, args.out, train=train, context=context, overwrite=args.overwrite, n_boot=args.bootstrap,
         n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=average or False,
+        kway=KWAY_THINGS if dataset == "things-eeg2" else None,
     )
     if "retrieval_averaged" in metrics:
         ra = metrics["retrieval_averaged"]

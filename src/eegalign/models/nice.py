@@ -59,8 +59,8 @@ class NICE(EncoderBase):
 
     def __init__(
         self,
-        n_chans: int = 63,
-        n_times: int = 250,
+        n_chans: int = 128,
+        n_times: int = 440,
         out_shape: Sequence[int] | None = (1024,),
         preset: str | None = None,
         *,
