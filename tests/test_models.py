@@ -24,6 +24,7 @@ CASES: dict[str, dict] = {
     "eegformer": dict(preset="small"),
     "nervformer": dict(preset="small"),
     "eegnet_transformer": dict(preset="small"),
+    "nice": dict(preset="small"),
     "mlp": dict(preset="small"),
     "braindecode_eegnet": dict(preset="small"),
     "braindecode_shallow": dict(preset="small"),

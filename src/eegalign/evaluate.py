@@ -142,9 +142,12 @@ def evaluate_to_dir(
     n_perm: int = 1000,
     kway_draws: int = 10,
     seed: int = 0,
-    average_trials: bool = False,
+    average_trials: bool | str = False,
+    kway: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
-    """Compute all metrics for ``preds`` and write the output directory atomically; returns metrics."""
+    """Compute all metrics for ``preds`` and write the output directory atomically; returns metrics.
+
+    ``kway``: the k of k-way retrieval (default ``metrics.KWAY``; THINGS-EEG2 uses ``metrics.KWAY_THINGS``)."""
     from eegalign.io import atomic_dir, write_json
     from eegalign.metrics import compute_metrics
     from eegalign.report import write_report
@@ -178,6 +181,7 @@ def evaluate_to_dir(
         kway_draws=kway_draws,
         seed=seed,
         average_trials=average_trials,
+        **({"kway": tuple(kway)} if kway else {}),
     )
     ctx = dict(context or {})
     ctx.setdefault("model", preds.model)

@@ -367,6 +367,7 @@ def permutation_test(
 # ----------------------------------------------------------------------------- everything at once
 
 KWAY = (2, 10, 50, 200)
+KWAY_THINGS = (2, 4, 10, 50, 100, 200)  # the THINGS-EEG2 literature reports 2-, 4-, 10-, 50-, 100-way and 200-way
 
 
 def _scored(values: dict[str, np.ndarray], chance: dict[str, float], counts: np.ndarray) -> dict[str, dict]:
@@ -501,12 +502,15 @@ def compute_metrics(
             cls_hits = {"top1": (r <= 1).astype(np.float64), "top5": (r <= 5).astype(np.float64)}
             if valid.all():
                 out["classification"] = _scored(cls_hits, {"top1": 1 / c, "top5": min(5, c) / c}, counts)
+            elif not valid.any():  # zero-shot (THINGS-EEG2): no evaluated class has a training prototype
+                out["classification_skipped"] = "no evaluated trial's class has a training prototype (zero-shot split)"
             else:  # trials of classes without a prototype cannot be scored: resample the rest
                 sub = bootstrap_counts(int(valid.sum()), counts.shape[0], seed)
                 out["classification"] = _scored(
                     {k: v[valid] for k, v in cls_hits.items()}, {"top1": 1 / c, "top5": min(5, c) / c}, sub
                 )
-            vec.update({f"class_{k}": np.where(valid, v, np.nan) for k, v in cls_hits.items()})
+            if valid.any():
+                vec.update({f"class_{k}": np.where(valid, v, np.nan) for k, v in cls_hits.items()})
         arrays[f"{prefix}cosine"] = per["cosine"]
         return out, {"vec": vec, "sim": sim, "sim_raw": sim_raw}
 

@@ -304,6 +304,38 @@ def _verdict(metrics: dict, bname: str, alpha: float = 0.05) -> str:
     return f"all-way top-1 is above chance (p = {p:.3g}) and its 95% CI lies above the {bname} baseline."
 
 
+#: Published THINGS-EEG2 figures (intra-subject, 200-way zero-shot, test repetitions averaged,
+#: mean over the 10 subjects): (method, reference, top-1 %, top-5 %). Measured elsewhere.
+THINGS_PUBLISHED = (
+    ("NICE", "Song et al. 2024, ICLR", 15.6, 42.8),
+    ("ATM", "Li et al. 2024, NeurIPS (about)", 28.0, 60.0),
+    ("UBP", "Wu et al. 2025, CVPR", 50.9, 79.7),
+)
+
+
+def _published(metrics: dict, ctx: dict) -> Section | None:
+    """The published THINGS-EEG2 figures beside ours (THINGS-EEG2 caches only), clearly labelled."""
+    if ctx.get("dataset") != "things-eeg2":
+        return None
+    sec = Section("Published THINGS-EEG2 figures (measured elsewhere)")
+    sec.p(
+        "Numbers **published by other groups, measured elsewhere** (their code, preprocessing, image encoders and "
+        "training budgets), intra-subject, 200-way zero-shot retrieval among the 200 test images with the 80 test "
+        "repetitions averaged, mean over 10 subjects. They are shown for orientation, not as a like-for-like "
+        "comparison; chance is 0.5% (top-1) and 2.5% (top-5)."
+    )
+    ra = metrics.get("retrieval_averaged", {})
+    n = round(1 / ra["all_top1"]["chance"]) if "all_top1" in ra else metrics["n_images"]
+    rows = [[m, ref, f"{t1:.1f}%", f"{t5:.1f}%"] for m, ref, t1, t5 in THINGS_PUBLISHED]
+    if ra:
+        rows.append([f"this run ({ctx.get('model')})", f"{n}-way, {ra['n']} averaged queries",
+                     _acc(ra["all_top1"]), _acc(ra["all_top5"])])
+    sec.table(["method", "source", "top-1", "top-5"], rows)
+    if n != 200:
+        sec.p(f"**Note.** This evaluation is {n}-way, not 200-way (chance {_pct(1 / n)}): not comparable with the published rows.")
+    return sec
+
+
 def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
     st = metrics["settings"]
     base = metrics["baselines"]["train_mean"]
@@ -380,6 +412,9 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
             "Both sorted by class: a class-level decoder shows blocks on the diagonal, an image-level one a sharp diagonal.",
         )
     out.append(ret)
+    published = _published(metrics, ctx)
+    if published is not None:
+        out.append(published)
 
     if cls:
         c = Section("Classification via class prototypes")

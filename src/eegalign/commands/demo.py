@@ -16,9 +16,13 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output directory (created; must not hold another demo)")
     p.add_argument("--route", choices=["image", "text"], default="image", help="which CLIP target to decode")
-    p.add_argument("--subjects", type=int, default=6, help="synthetic subjects")
-    p.add_argument("--classes", type=int, default=40, help="synthetic classes (<= 40)")
-    p.add_argument("--images-per-class", type=int, default=5, help="synthetic images per class")
+    p.add_argument("--dataset", choices=["cvpr40", "things"], default="cvpr40",
+                   help="simulate CVPR40 (the hub schema) or THINGS-EEG2 (its release layout, zero-shot test "
+                        "concepts, repetitions averaged at evaluation; trains NICE)")
+    p.add_argument("--subjects", type=int, default=None, help="synthetic subjects (default 6; things: 2)")
+    p.add_argument("--classes", type=int, default=None,
+                   help="synthetic classes (<= 40; default 40) or, for things, training concepts (default 30, + 10 test)")
+    p.add_argument("--images-per-class", type=int, default=None, help="synthetic images per class (default 5; things: 4)")
     p.add_argument("--snr", type=float, default=None, help="synthetic signal-to-noise ratio (default: simulator's)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: configs/demo.yaml)")
     p.add_argument("--seed", type=int, default=0)
@@ -26,6 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ip-adapter", default=None, help="IP-Adapter weights (image route generation)")
     p.add_argument("--classifier", default=None, help="ImageNet classifier dir/hub id for N-way accuracy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo in --out")
+
+
+#: THINGS demo: 30 training concepts x 4 images x 4 repetitions, 10 test concepts x 16 repetitions, 17 x 100
+THINGS_SYNTH = ["--test-concepts", "10", "--repetitions", "4", "16", "--montage", "17x100"]
+#: NICE's small preset with a demo-sized budget (the reference config trains 200 epochs at lr 2e-4)
+THINGS_FIT = ["--model.encoder.init_args.preset", "small", "--model.lr", "1e-3", "--model.eta_min", "0",
+              "--data.batch_size", "64", "--data.average_repetitions", "false", "--trainer.max_epochs", "8",
+              "--trainer.accelerator", "cpu"]
 
 
 def _stage(title: str) -> float:
@@ -75,9 +87,16 @@ def run(args: argparse.Namespace) -> int:
     data_dir, cache_dir, run_dir = out / "data", out / "cache", out / "run"
     eval_dir, ridge_dir = out / "evaluation", out / "ridge"
 
-    t = _stage("1/5 synthetic data set")
+    things = args.dataset == "things"
+    defaults = (2, 30, 4) if things else (6, 40, 5)
+    for name, value in zip(("subjects", "classes", "images_per_class"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    t = _stage("1/5 synthetic data set" + (" (THINGS-EEG2 release layout)" if things else ""))
     synth = ["data", "synth", "--out", str(data_dir), "--subjects", str(args.subjects), "--classes", str(args.classes),
              "--images-per-class", str(args.images_per_class), "--seed", str(args.seed), "--overwrite"]
+    if things:
+        synth += ["--layout", "things-eeg2", *THINGS_SYNTH]
     if args.snr is not None:
         synth += ["--snr", str(args.snr)]
     _call(synth)
@@ -87,11 +106,13 @@ def run(args: argparse.Namespace) -> int:
     _call(["data", "prepare", "--source", str(data_dir), "--out", str(cache_dir), "--overwrite"])
     print(f"   {time.perf_counter() - t:.1f}s")
 
-    config_name = "demo.yaml" if args.route == "image" else "demo_text.yaml"
+    config_name = "things_nice.yaml" if things else ("demo.yaml" if args.route == "image" else "demo_text.yaml")
     t = _stage(f"3/5 train a small encoder (configs/{config_name})")
     config = resources.files("eegalign.configs").joinpath(config_name)
     fit = ["fit", "--config", str(config), "--data.cache", str(cache_dir), "--trainer.default_root_dir", str(run_dir),
            "--seed_everything", str(args.seed)]
+    if things:
+        fit += THINGS_FIT
     if args.epochs is not None:
         fit += ["--trainer.max_epochs", str(args.epochs)]
     _call(fit)
@@ -144,6 +165,14 @@ def _headline(m: dict) -> list[str]:
         f"cosine(pred, true): {m['similarity']['cosine']['mean']:.3f} vs train-mean baseline "
         f"{base['similarity']['cosine']['mean']:.3f}",
     ]
+    if "retrieval_averaged" in m:
+        ra, rb = m["retrieval_averaged"], base.get("retrieval_averaged", {})
+        lines.append(
+            f"repetitions averaged ({ra['n']} image x subject queries, {round(1 / ra['all_top1']['chance'])}-way): "
+            f"top-1 {100 * ra['all_top1']['value']:.1f}%, top-5 {100 * ra['all_top5']['value']:.1f}% "
+            f"(chance {100 * ra['all_top1']['chance']:.1f}% / {100 * ra['all_top5']['chance']:.1f}%, train-mean baseline "
+            f"{100 * rb.get('all_top1', {}).get('value', float('nan')):.1f}%)"
+        )
     if "permutation_p" in m["baselines"]:
         lines.append(f"permutation test p = {m['baselines']['permutation_p']:.4f}")
     return lines

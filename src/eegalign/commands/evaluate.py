@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also report retrieval on predictions averaged per image and subject (default when given without a value; "
         "on CVPR40 each subject saw each image once, so use `image` to average across subjects)",
     )
+    parser.add_argument(
+        "--average-repetitions", action=argparse.BooleanOptionalAction, default=None,
+        help="average the predictions of each image's repetitions per subject before retrieval (THINGS-EEG2's "
+        "protocol; the default for a cache with a repetition column, i.e. THINGS-EEG2 test trials)",
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
     parser.add_argument("--permutations", type=int, default=1000, help="permutations for the p-values (default 1000)")
     parser.add_argument("--kway-draws", type=int, default=10, help="distractor draws per trial for k-way retrieval (default 10)")
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from eegalign.errors import ConfigError
     from eegalign.evaluate import evaluate_to_dir, load_train_targets, predict_checkpoint, train_targets_from_cache
+    from eegalign.metrics import KWAY_THINGS
 
     if bool(args.ckpt) == bool(args.predictions):
         raise ConfigError("give exactly one of --ckpt CKPT (with --cache) or --predictions FILE")
@@ -82,10 +88,25 @@ def run(args: argparse.Namespace) -> int:
                 train = load_train_targets(preds.cache, preds.route)
             except DataError as e:  # the recorded cache is not usable: fall back, and say so
                 print(f"eegalign: warning: no train targets from the recorded cache ({e}); using the split mean", file=sys.stderr)
+    average = args.average_trials
+    if average is None and args.average_repetitions is not False:
+        if args.average_repetitions or _has_repetitions(args.cache or preds.cache):
+            average = "image-subject"
+    dataset = _dataset(args.cache or preds.cache)
+    if dataset:
+        context["dataset"] = dataset
     metrics = evaluate_to_dir(
         preds, args.out, train=train, context=context, overwrite=args.overwrite, n_boot=args.bootstrap,
-        n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=args.average_trials or False,
+        n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=average or False,
+        kway=KWAY_THINGS if dataset == "things-eeg2" else None,
     )
+    if "retrieval_averaged" in metrics:
+        ra = metrics["retrieval_averaged"]
+        print(
+            f"repetition-averaged ({ra['n']} queries, {round(1 / ra['all_top1']['chance'])}-way): "
+            f"top-1 {100 * ra['all_top1']['value']:.1f}% (chance {100 * ra['all_top1']['chance']:.1f}%), "
+            f"top-5 {100 * ra['all_top5']['value']:.1f}% (chance {100 * ra['all_top5']['chance']:.1f}%)"
+        )
     r = metrics["retrieval"]["all_top1"]
     print(
         f"all-way top-1 {100 * r['value']:.1f}% (chance {100 * r['chance']:.1f}%, permutation p = "
@@ -94,6 +115,26 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
+
+
+def _manifest(cache: str | None) -> dict:
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(cache) / "manifest.json").read_text()) if cache else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _dataset(cache: str | None) -> str | None:
+    """``things-eeg2`` for a THINGS-EEG2 cache, else None (decides which published figures the report shows)."""
+    return "things-eeg2" if _manifest(cache).get("format") == "things-eeg2" else None
+
+
+def _has_repetitions(cache: str | None) -> bool:
+    """True if the cache was prepared with one row per repetition (THINGS-EEG2)."""
+    return _dataset(cache) == "things-eeg2"
 
 
 def _find_config(ckpt: "Path") -> str | None:

@@ -29,7 +29,7 @@ from eegalign.errors import ConfigError, DataError
 
 ROUTES = ("image", "text")
 CACHE_FILES = ("eeg.npy", "meta.parquet", "stats.json", "manifest.json")
-META_COLUMNS = ("split", "subject", "label", "label_folder", "caption", "image_id")
+META_COLUMNS = ("split", "subject", "label", "label_folder", "caption", "image_id")  # + "repetition" (THINGS-EEG2)
 
 
 def _say(msg: str) -> None:
@@ -75,13 +75,16 @@ def prepare_cache(
     format: str = "auto",
     bandpass: tuple[float, float] | None = None,
     norm: str = "global",
-    sfreq: float = 1000.0,
+    sfreq: float | None = None,
     overwrite: bool = False,
     splits: str | os.PathLike | None = None,
     fold: int = 0,
     n_chans: int | None = None,
     strict: bool = False,
     progress: bool = True,
+    subjects: list[int] | None = None,
+    val_fraction: float = 0.1,
+    val_seed: int = 0,
 ) -> Path:
     """Read ``source``, preprocess it and write the cache at ``out``; return ``out``.
 
@@ -89,7 +92,12 @@ def prepare_cache(
     std, the seed's), ``channel`` or ``none``, always fitted on the train split. Non-finite values are
     replaced by 0 and counted (a warning line), or refused with ``strict``. ``splits``/``fold`` are for
     the release format. If the source directory holds ``targets/{image,text}.safetensors`` (synthetic
-    data) they are copied into the cache.
+    data) they are copied into the cache. ``sfreq`` defaults to 1000 Hz (CVPR40), or for THINGS-EEG2 to
+    the rate of the files' ``times``.
+
+    THINGS-EEG2 (``format="things-eeg2"`` or detected) is streamed subject by subject into ``eeg.npy``
+    (:func:`_prepare_things`): one row per repetition, ``subjects`` (None: all) selects subjects, and
+    the validation split is ``val_fraction`` of the training concepts (seeded by ``val_seed``).
     """
     from eegalign import __version__
     from eegalign.data.preprocess import NORMS, preprocess
@@ -100,6 +108,16 @@ def prepare_cache(
     if norm not in NORMS:
         raise ConfigError(f"unknown --norm {norm!r}: expected one of {', '.join(NORMS)}")
     fmt = detect_format(source, format)
+    things = None
+    if fmt == "things-eeg2":
+        from eegalign.data.things import plan_things, require_layout
+
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+        things = plan_things(require_layout(source, subjects), val_fraction=val_fraction, val_seed=val_seed)
+        if sfreq is None:
+            sfreq = things.notes["sfreq_from_times"] or 1000.0
+    sfreq = 1000.0 if sfreq is None else sfreq
     params = {
         "format": fmt,
         "bandpass": None if bandpass is None else [float(bandpass[0]), float(bandpass[1])],
@@ -107,6 +125,8 @@ def prepare_cache(
         "sfreq": float(sfreq),
         "n_chans": n_chans,
         **({"splits": str(Path(splits).resolve()) if splits else None, "fold": int(fold)} if fmt == "release" else {}),
+        **({"subjects": sorted(things.meta["subject"].unique().tolist()), "val_fraction": float(val_fraction),
+            "val_seed": int(val_seed)} if things is not None else {}),
     }
     identity = _source_identity(source, fmt, splits if fmt == "release" else None)
     fp = fingerprint(identity, params, __version__)
@@ -126,6 +146,9 @@ def prepare_cache(
         if out.is_file():
             raise DataError(f"{out} is a file; --out must be a directory")
 
+    if things is not None:
+        return _prepare_things(things, Path(source), out, params=params, fp=fp, identity=identity,
+                               version=__version__, strict=strict, progress=progress)
     records = read_source(source, format=format, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
     meta = records.meta
     train_idx = np.flatnonzero(meta["split"].to_numpy() == "train")
@@ -169,6 +192,92 @@ def prepare_cache(
         )
     _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
          f"{records.eeg.shape[1]} x {records.eeg.shape[2]}, {meta['image_id'].nunique()} images")
+    return out
+
+
+def _stream_eeg(path: Path, shape: tuple[int, int, int], blocks: Any, train: np.ndarray, *,
+                bandpass_hz: tuple[float, float] | None, sfreq: float, norm: str, strict: bool,
+                progress: bool) -> dict[str, Any]:
+    """Write ``(N, C, T)`` float32 ``eeg.npy`` from ``(row, (n, C, T))`` blocks; return stats.json content.
+
+    Two passes over the file with plain reads and writes (no memory map of the whole array, so the
+    resident memory is one block at a time whatever N is): the first scrubs non-finite values,
+    band-passes and writes each block while accumulating the train rows' moments (``train`` (N,)
+    bool); the second z-scores the file in place with those train-only statistics.
+    """
+    from tqdm.auto import tqdm
+
+    from eegalign.data.preprocess import RunningMoments, apply_zscore, bandpass, describe, scrub_nonfinite
+
+    n, c, t = shape
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)  # header + sparse file
+    offset, row_bytes = mm.offset, c * t * 4
+    del mm
+    moments, bad_trials, bad_values = RunningMoments(norm), 0, 0
+    bar = tqdm(total=2 * n, desc="streaming EEG", unit="trial", disable=not progress, file=sys.stderr)
+    with open(path, "r+b") as f:
+        for row, x in blocks:  # x: (b, C, T) float32
+            bt, bv = scrub_nonfinite(x)
+            bad_trials, bad_values = bad_trials + bt, bad_values + bv
+            if bandpass_hz is not None:
+                bandpass(x, float(bandpass_hz[0]), float(bandpass_hz[1]), sfreq)
+            moments.add(x[train[row : row + len(x)]])
+            f.seek(offset + row * row_bytes)
+            x.tofile(f)
+            bar.update(len(x))
+        if bad_values and strict:
+            raise DataError(f"{bad_trials} trials contain NaN/Inf values ({bad_values} values); refusing under --strict")
+        z = moments.stats()
+        step = max(1, (64 << 20) // row_bytes)
+        for lo in range(0, n, step):
+            f.seek(offset + lo * row_bytes)
+            x = np.fromfile(f, dtype=np.float32, count=min(step, n - lo) * c * t).reshape(-1, c, t)  # (b, C, T)
+            apply_zscore(x, z)
+            f.seek(offset + lo * row_bytes)
+            x.tofile(f)
+            bar.update(len(x))
+    bar.close()
+    return describe(z, (bad_trials, bad_values), bandpass_hz, sfreq)
+
+
+def _prepare_things(plan: Any, source: Path, out: Path, *, params: dict[str, Any], fp: str, identity: dict[str, Any],
+                    version: str, strict: bool, progress: bool) -> Path:
+    """Stream a THINGS-EEG2 plan (:func:`eegalign.data.things.plan_things`) into the cache at ``out``."""
+    import shutil
+
+    from eegalign.data.things import iter_blocks
+    from eegalign.io import atomic_dir, write_json
+
+    meta = plan.meta
+    if params.get("n_chans") is not None and params["n_chans"] != plan.n_chans:
+        raise DataError(f"{source}: trials have {plan.n_chans} channels, --n-chans says {params['n_chans']}")
+    shape = (len(meta), plan.n_chans, plan.n_times)
+    if progress:
+        _say(f"streaming {shape[0]} trials of {shape[1]} x {shape[2]} ({shape[0] * shape[1] * shape[2] * 4 / 2**30:.2f} GiB) "
+             f"from {len(params['subjects'])} subject(s) into {out}")
+    with atomic_dir(out, overwrite=out.exists()) as tmp:
+        stats = _stream_eeg(tmp / "eeg.npy", shape, iter_blocks(plan), meta["split"].to_numpy() == "train",
+                            bandpass_hz=params["bandpass"], sfreq=params["sfreq"], norm=params["norm"], strict=strict,
+                            progress=progress)
+        if stats["nonfinite"]["values"]:
+            nf = stats["nonfinite"]
+            _say(f"eegalign: warning: replaced {nf['values']} NaN/Inf values by 0 in {nf['trials']} trials (counted in stats.json)")
+        meta.to_parquet(tmp / "meta.parquet", index=False)
+        (tmp / "images").mkdir()
+        for iid, src in plan.images.items():
+            shutil.copyfile(src, tmp / "images" / f"{iid}{src.suffix.lower() if src.suffix.lower() in ('.jpg', '.png', '.jpeg') else '.jpg'}")
+        copied = _copy_source_targets(source, tmp / "targets", set(meta["image_id"]))
+        write_json(tmp / "stats.json", stats)
+        counts = {s: int((meta["split"] == s).sum()) for s in ("train", "validation", "test")}
+        write_json(tmp / "manifest.json", {
+            "eegalign_version": version, "fingerprint": fp, "source": str(source),
+            "source_identity": {k: v for k, v in identity.items() if k != "files"}, "format": "things-eeg2",
+            "params": params, "n_trials": int(len(meta)), "n_chans": shape[1], "n_times": shape[2], "counts": counts,
+            "subjects": params["subjects"], "n_images": int(meta["image_id"].nunique()), "classes": plan.classes,
+            "images": f"{len(plan.images)} stimulus images in images/", "targets": copied, "notes": plan.notes,
+        })
+    _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
+         f"{shape[1]} x {shape[2]}, {meta['image_id'].nunique()} images, one row per repetition")
     return out
 
 

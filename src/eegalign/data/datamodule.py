@@ -5,9 +5,14 @@ int64, ``subject`` (B,) int64, ``index`` (B,) int64 (the trial's row in the cach
 
 Loading is batched: a sampler yields whole lists of positions and the dataset answers each list
 with one tensor-indexing operation (no per-trial ``__getitem__`` + collate), so an epoch of loading
-costs a small fraction of a training step's compute. By default a split's EEG is held in RAM as
-one contiguous array (``in_memory=True``); ``in_memory=False`` reads the memory-mapped ``eeg.npy``.
+costs a small fraction of a training step's compute. A split's EEG is held in RAM as one
+contiguous array (``in_memory=True``) or read from the memory-mapped ``eeg.npy`` (``in_memory=False``);
+the default (``None``) holds it in RAM when all selected trials take less than half of the memory
+available now, and reads the memmap otherwise (THINGS-EEG2 at 63 x 250 is 5.2 GB per subject).
 Targets are stored once per image and looked up per trial (a text target is 77 x 768 floats).
+
+``average_repetitions=True`` (THINGS-EEG2) averages the repetitions of each image per subject in
+the train split (one averaged trial per image and subject; ``index`` is the first repetition's row).
 
 Splits and subjects:
 
@@ -66,7 +71,7 @@ class TrialBatches(Dataset):
     """
 
     def __init__(self, eeg: np.ndarray, rows: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
-                 targets: np.ndarray, target_rows: np.ndarray, in_memory: bool):
+                 targets: np.ndarray, target_rows: np.ndarray, in_memory: bool, groups: list[np.ndarray] | None = None):
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.subjects = np.asarray(subjects, dtype=np.int64)
@@ -74,7 +79,11 @@ class TrialBatches(Dataset):
         self.target_rows = np.asarray(target_rows, dtype=np.int64)
         self.in_memory = in_memory
         # in RAM: (n, C, T) array of this split; otherwise the (N, C, T) memmap of the whole cache
-        self.eeg = np.ascontiguousarray(eeg[self.rows]) if in_memory else eeg
+        if groups is not None:  # one averaged trial per group of cache rows (repetitions): always in RAM
+            self.in_memory = True
+            self.eeg = average_rows(eeg, groups)
+        else:
+            self.eeg = np.ascontiguousarray(eeg[self.rows]) if in_memory else eeg
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -95,6 +104,36 @@ class TrialBatches(Dataset):
         }
 
 
+def average_rows(eeg: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """``(len(groups), C, T)`` float32: the mean of ``eeg[g]`` for each group of row indices (read group by group)."""
+    out = np.empty((len(groups), *eeg.shape[1:]), dtype=np.float32)
+    for i, g in enumerate(groups):
+        out[i] = eeg[np.sort(g)].mean(axis=0, dtype=np.float64)
+    return out
+
+
+def repetition_groups(meta: Any, rows: np.ndarray) -> list[np.ndarray]:
+    """Cache rows grouped by (subject, image_id), in order of first appearance."""
+    sub = meta["subject"].to_numpy()[rows].astype(str)
+    img = meta["image_id"].to_numpy()[rows].astype(str)
+    keys = np.char.add(np.char.add(sub, "/"), img)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    members = np.argsort(inverse, kind="stable")  # rows sorted by group, original order within a group
+    bounds = np.cumsum(np.bincount(inverse, minlength=len(first)))[:-1]
+    by_group = np.split(rows[members], bounds)
+    return [by_group[k] for k in np.argsort(first, kind="stable")]
+
+
+def _fits_in_memory(nbytes: int) -> bool:
+    """True if ``nbytes`` is less than half of the memory available now (MemAvailable; Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return True
+    return nbytes < avail // 2
+
+
 class EEGDataModule(pl.LightningDataModule):
     """Train/validation/test/predict loaders over a cache prepared by ``eegalign data prepare``.
 
@@ -105,7 +144,9 @@ class EEGDataModule(pl.LightningDataModule):
         subjects: keep only these subjects (all splits); None keeps all.
         leave_out_subject: leave-one-subject-out (see the module docstring); None disables.
         num_workers: DataLoader worker processes (0 is usually fastest: batches are one indexing op).
-        in_memory: hold each split's EEG in RAM (default) or read the memory-mapped cache.
+        in_memory: hold each split's EEG in RAM (True), read the memory-mapped cache (False), or decide
+            from the data size and the available memory (None, default).
+        average_repetitions: average the repetitions of each image per subject in the train split.
         predict_split: the split ``predict_dataloader`` serves.
         seed: seed of the training shuffle (epoch e uses ``(seed, e)``).
     """
@@ -118,9 +159,10 @@ class EEGDataModule(pl.LightningDataModule):
         subjects: list[int] | None = None,
         leave_out_subject: int | None = None,
         num_workers: int = 0,
-        in_memory: bool = True,
+        in_memory: bool | None = None,
         predict_split: str = "test",
         seed: int = 0,
+        average_repetitions: bool = False,
     ):
         super().__init__()
         from eegalign.data.cache import ROUTES, Cache
@@ -142,6 +184,10 @@ class EEGDataModule(pl.LightningDataModule):
         self.n_chans, self.n_times = self.cache.n_chans, self.cache.n_times
         self.classes = self.cache.classes
         self._indices = self._select()
+        self.average_repetitions = bool(average_repetitions)
+        if in_memory is None:
+            n_rows = sum(len(v) for v in self._indices.values())
+            self.in_memory = _fits_in_memory(n_rows * self.n_chans * self.n_times * 4)
         self._datasets: dict[str, TrialBatches] = {}
 
     # -- selection ---------------------------------------------------------------------------
@@ -194,6 +240,9 @@ class EEGDataModule(pl.LightningDataModule):
                 raise DataError(f"the {split} split is empty for this subject selection in {self.cache_path}")
             meta = self.cache.meta
             targets = self.cache.targets(self.route).embeddings
+            groups = repetition_groups(meta, rows) if (self.average_repetitions and split == "train") else None
+            if groups is not None:
+                rows = np.asarray([g.min() for g in groups], dtype=np.int64)  # one representative row per image
             self._datasets[split] = TrialBatches(
                 self.cache.eeg,
                 rows,
@@ -202,6 +251,7 @@ class EEGDataModule(pl.LightningDataModule):
                 targets,
                 self.cache.target_rows(self.route, rows),
                 self.in_memory,
+                groups,
             )
         return self._datasets[split]
 

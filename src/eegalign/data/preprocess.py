@@ -120,3 +120,58 @@ def preprocess(
         "sfreq": float(sfreq),
         "normalisation": {**z, "fitted_on": "train"},
     }
+
+
+class RunningMoments:
+    """Mean and std accumulated block by block (float64, shifted sums), for streamed data.
+
+    ``add(x)`` takes ``(n, C, T)`` blocks; :meth:`stats` returns what :func:`fit_zscore` returns
+    for the same trials (up to rounding).
+    """
+
+    def __init__(self, norm: str):
+        if norm not in NORMS:
+            raise ConfigError(f"unknown --norm {norm!r}: expected one of {', '.join(NORMS)}")
+        self.norm = norm
+        self.count = 0
+        self.shift: Any = None
+        self.sum: Any = 0.0
+        self.sumsq: Any = 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        if self.norm == "none" or len(x) == 0:
+            return
+        axes = (0, 1, 2) if self.norm == "global" else (0, 2)
+        if self.shift is None:  # shifting by a first estimate keeps the sums well conditioned
+            self.shift = x.mean(axis=axes, dtype=np.float64)
+        d = x.astype(np.float64) - (self.shift if self.norm == "global" else self.shift[None, :, None])
+        self.sum = self.sum + d.sum(axis=axes)
+        self.sumsq = self.sumsq + (d * d).sum(axis=axes)
+        self.count += x.shape[0] * x.shape[2] * (x.shape[1] if self.norm == "global" else 1)
+
+    def stats(self) -> dict[str, Any]:
+        if self.norm == "none":
+            return {"norm": "none"}
+        if self.count == 0:
+            raise DataError("cannot fit normalisation statistics: the train split is empty")
+        m = self.sum / self.count
+        std = np.sqrt(np.maximum(self.sumsq / self.count - m * m, 0.0))
+        std = np.where(std > 0, std, 1.0)
+        mean = m + self.shift
+        if self.norm == "global":
+            return {"norm": "global", "mean": float(mean), "std": float(std)}
+        return {"norm": "channel", "mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist()}
+
+
+def describe(stats_z: dict[str, Any], nonfinite: tuple[int, int], bandpass_hz: tuple[float, float] | None,
+             sfreq: float) -> dict[str, Any]:
+    """stats.json content from the pieces (the same layout :func:`preprocess` returns)."""
+    trials, values = nonfinite
+    return {
+        "nonfinite": {"trials": trials, "values": values, "replaced_by": 0.0},
+        "bandpass": None
+        if bandpass_hz is None
+        else {"low": float(bandpass_hz[0]), "high": float(bandpass_hz[1]), "order": 4, "filter": "butterworth sosfiltfilt (zero-phase)"},
+        "sfreq": float(sfreq),
+        "normalisation": {**stats_z, "fitted_on": "train"},
+    }

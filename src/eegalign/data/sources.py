@@ -6,7 +6,9 @@ Sources (``detect_format`` picks one):
 * ``parquet`` -- a local directory of parquet files: ``<split>.parquet``, ``<split>-*.parquet`` or
   ``data/<split>-*.parquet`` (the hub's own layout);
 * ``disk``    -- a ``datasets`` ``save_to_disk`` directory (a ``DatasetDict``);
-* ``release`` -- the original CVPR40 release ``.pth`` (Spampinato et al. 2017) plus its splits file.
+* ``release`` -- the original CVPR40 release ``.pth`` (Spampinato et al. 2017) plus its splits file;
+* ``things-eeg2`` -- the THINGS-EEG2 release directory (Gifford et al. 2022), streamed into the cache
+  by :mod:`eegalign.data.things` and ``eegalign.data.cache`` (never through :class:`Records`).
 
 The hub schema has columns ``conditioning_image`` (one EEG trial, 440 x 128 or 128 x 440, as nested
 lists or a fixed 2-D array), ``image`` (JPEG bytes), ``caption``, ``label_folder`` (wnid), ``label``
@@ -38,6 +40,7 @@ RELEASE_MIN_LEN, RELEASE_MAX_LEN = 450, 600  # keep trials of 450..600 samples (
 RELEASE_CROP = (20, 460)  # then crop samples 20:460 -> 440 samples
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _BATCH_ROWS = 256
+FORMATS = ("auto", "hf", "release", "things-eeg2")
 
 
 def image_id_from_bytes(data: bytes) -> str:
@@ -97,13 +100,22 @@ def _split_files(root: Path) -> dict[str, list[Path]]:
 
 
 def detect_format(source: str | Path, format: str = "auto") -> str:
-    """Return one of ``hub``, ``parquet``, ``disk``, ``release`` for ``source``.
+    """Return one of ``hub``, ``parquet``, ``disk``, ``release``, ``things-eeg2`` for ``source``.
 
-    ``format`` is ``auto`` (decide from the source), ``hf`` (any of hub/parquet/disk) or ``release``.
+    ``format`` is ``auto`` (decide from the source), ``hf`` (any of hub/parquet/disk), ``release`` or
+    ``things-eeg2`` (the THINGS-EEG2 release directory, read by :mod:`eegalign.data.things`).
     """
-    if format not in ("auto", "hf", "release"):
-        raise ConfigError(f"unknown --format {format!r}: expected auto, hf or release")
+    if format not in FORMATS:
+        raise ConfigError(f"unknown --format {format!r}: expected one of {', '.join(FORMATS)}")
     path = Path(source)
+    if format == "things-eeg2" or (format == "auto" and path.is_dir()):
+        from eegalign.data.things import find_layout, require_layout
+
+        if format == "things-eeg2":
+            require_layout(path)  # a one-line DataError naming what is missing
+            return "things-eeg2"
+        if find_layout(path) is not None:
+            return "things-eeg2"
     if path.exists():
         if path.is_file():
             if format == "release" or path.suffix in (".pth", ".pt"):
@@ -560,6 +572,8 @@ def read_source(
 ) -> Records:
     """Read any supported source (see module docstring) into :class:`Records`."""
     fmt = detect_format(source, format)
+    if fmt == "things-eeg2":
+        raise ConfigError("the THINGS-EEG2 release is streamed into a cache: use eegalign.data.cache.prepare_cache")
     if fmt == "release":
         return read_release(source, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
     if fmt == "parquet":

@@ -1,7 +1,9 @@
 """The constructor contract every encoder follows.
 
-``Encoder(n_chans=128, n_times=440, out_shape=(1024,), preset=None, **hyper)``: hyperparameters
-default to ``None`` = "take it from the preset"; explicit values override the preset. Every
+``Encoder(n_chans=128, n_times=440, out_shape=(1024,), preset=None, <typed keyword args>)``:
+hyperparameters default to ``None`` = "take it from the preset"; explicit values override the
+preset. Subclasses pass them on as ``super().__init__(..., preset, hyper={"n_filters": n_filters, ...})``
+(the older ``**hyper`` spelling still works). Every
 encoder maps ``(B, n_chans, n_times) -> (B, *out_shape)``, so it works on any montage (e.g. 63 x 250).
 :func:`encoder_config` returns plain JSON that rebuilds the same network with
 ``eegalign.models.build_model(**config)``.
@@ -10,7 +12,7 @@ encoder maps ``(B, n_chans, n_times) -> (B, *out_shape)``, so it works on any mo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from torch import nn
@@ -35,9 +37,13 @@ class EncoderBase(nn.Module):
         n_times: int = 440,
         out_shape: Sequence[int] | None = None,
         preset: str | None = None,
-        **hyper: Any,
+        hyper: Mapping[str, Any] | None = None,
+        **legacy: Any,
     ) -> None:
+        """``hyper``: the subclass's explicit keyword arguments (None = from the preset); ``**legacy``
+        is the older spelling of the same (kept until every encoder passes ``hyper=``)."""
         super().__init__()
+        hyper = {**dict(hyper or {}), **legacy}
         preset = preset or self.default_preset
         if preset not in self.presets:
             raise ConfigError(f"model {self.name!r} has no preset {preset!r}; choose one of {sorted(self.presets)}")

@@ -18,6 +18,7 @@ from eegalign.models.baselines import (
 from eegalign.models.eegformer import EEGFormer
 from eegalign.models.eegnet_transformer import EEGNetTransformer
 from eegalign.models.nervformer import NervFormer
+from eegalign.models.nice import NICE
 
 _REGISTRY: dict[str, type[EncoderBase]] = {
     cls.name: cls
@@ -25,6 +26,7 @@ _REGISTRY: dict[str, type[EncoderBase]] = {
         EEGFormer,
         NervFormer,
         EEGNetTransformer,
+        NICE,
         MLPEncoder,
         BraindecodeEEGNet,
         BraindecodeShallow,
