@@ -19,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--snr", type=float, default=1.0, help="evoked-signal to noise power ratio")
     s.add_argument("--eeg-layout", choices=("nested", "array"), default="nested",
                    help="store EEG as nested lists or a fixed 2-D array column")
+    s.add_argument("--drift", type=float, default=0.0,
+                   help="block-design confound: a slow per-channel random walk over each subject's session of this "
+                        "many noise SDs, with trials in class blocks (default 0: none; > 0 implies --blocked)")
+    s.add_argument("--blocked", action="store_true",
+                   help="present each subject's trials in class blocks and write session/block/trial_index columns")
     s.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("prepare", help="read a source and write the canonical cache",
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
         out = write_synthetic_dataset(
             args.out, subjects=args.subjects, classes=args.classes, images_per_class=args.images_per_class,
-            seed=args.seed, snr=args.snr, eeg_layout=args.eeg_layout, overwrite=args.overwrite,
+            seed=args.seed, snr=args.snr, eeg_layout=args.eeg_layout, drift=args.drift, blocked=args.blocked,
+            overwrite=args.overwrite,
         )
         print(f"synthetic data set written to {out}")
         return 0
