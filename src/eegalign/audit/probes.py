@@ -115,6 +115,11 @@ def run_probe(
     if not fits:
         return ProbeResult(**common, value=None, ci95=None, chance=None, majority_baseline=None, p=None, n_train=0,
                            n_test=0, n_subjects=0, skipped="no subject has train trials of two classes and test trials")
+    if sum(f.chance_sum for f in fits) == 0:
+        return ProbeResult(**common, value=None, ci95=None, chance=0.0, majority_baseline=None, p=None,
+                           n_train=sum(f.n_train for f in fits), n_test=sum(len(f.correct) for f in fits),
+                           n_subjects=len(fits), skipped="no test trial's class has train trials of the same subject "
+                           "(e.g. block-held-out splits of block-design data): within-subject class decoding is undefined")
     correct = np.concatenate([f.correct for f in fits]).astype(np.float64)
     observed = int(correct.sum())
     perm_total = np.sum([f.perm_correct for f in fits], axis=0)  # (n_perm,)

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="z-score with train-split statistics: one global mean/std, per channel, or none")
     p.add_argument("--n-chans", type=int, help="expected channel count (decides the EEG orientation)")
     p.add_argument("--strict", action="store_true", help="refuse NaN/Inf values instead of replacing them by 0")
+    p.add_argument("--split-by", choices=("source", "image", "block", "session"), default="source",
+                   help="split protocol: the source's own splits (default), image-level (no image in two splits), "
+                        "held-out presentation blocks or sessions within each subject (when the source records them); "
+                        "see docs/evaluation.md")
+    p.add_argument("--split-fractions", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
+                   help="fractions of images/blocks/sessions per split for --split-by other than source")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the --split-by assignment")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cache prepared differently")
 
 
@@ -60,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_cache(
         args.source, args.out, format=args.format, bandpass=tuple(args.bandpass) if args.bandpass else None,
         norm=args.norm, sfreq=args.sfreq, overwrite=args.overwrite, splits=args.splits, fold=args.fold,
-        n_chans=args.n_chans, strict=args.strict,
+        n_chans=args.n_chans, strict=args.strict, split_by=args.split_by,
+        split_fractions=tuple(args.split_fractions), split_seed=args.split_seed,
     )
     print(f"cache ready: {out}")
     return 0

@@ -82,6 +82,9 @@ def prepare_cache(
     n_chans: int | None = None,
     strict: bool = False,
     progress: bool = True,
+    split_by: str = "source",
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
 ) -> Path:
     """Read ``source``, preprocess it and write the cache at ``out``; return ``out``.
 
@@ -89,11 +92,13 @@ def prepare_cache(
     std, the seed's), ``channel`` or ``none``, always fitted on the train split. Non-finite values are
     replaced by 0 and counted (a warning line), or refused with ``strict``. ``splits``/``fold`` are for
     the release format. If the source directory holds ``targets/{image,text}.safetensors`` (synthetic
-    data) they are copied into the cache.
+    data) they are copied into the cache. ``split_by`` re-splits the trials (``eegalign.data.splits``:
+    source, image, block, session) with ``split_fractions`` and ``split_seed`` before preprocessing.
     """
     from eegalign import __version__
     from eegalign.data.preprocess import NORMS, preprocess
     from eegalign.data.sources import detect_format, read_source
+    from eegalign.data.splits import resplit
     from eegalign.io import atomic_dir, write_json
 
     out = Path(out)
@@ -107,6 +112,7 @@ def prepare_cache(
         "sfreq": float(sfreq),
         "n_chans": n_chans,
         **({"splits": str(Path(splits).resolve()) if splits else None, "fold": int(fold)} if fmt == "release" else {}),
+        **_split_params(split_by, split_fractions, split_seed),
     }
     identity = _source_identity(source, fmt, splits if fmt == "release" else None)
     fp = fingerprint(identity, params, __version__)
@@ -128,6 +134,10 @@ def prepare_cache(
 
     records = read_source(source, format=format, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
     meta = records.meta
+    if split_by != "source":
+        summary = resplit(meta, split_by, tuple(split_fractions), split_seed)
+        meta["split"] = summary.split
+        records.notes["split_protocol"] = summary.info
     train_idx = np.flatnonzero(meta["split"].to_numpy() == "train")
     if progress:
         _say(f"preprocessing {len(meta)} trials (norm={norm}, bandpass={params['bandpass']}; statistics from train)")
@@ -170,6 +180,17 @@ def prepare_cache(
     _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
          f"{records.eeg.shape[1]} x {records.eeg.shape[2]}, {meta['image_id'].nunique()} images")
     return out
+
+
+def _split_params(split_by: str, fractions: tuple[float, float, float], seed: int) -> dict[str, Any]:
+    """Split-protocol parameters for the fingerprint (none for ``source``: existing caches stay valid)."""
+    from eegalign.data.splits import PROTOCOLS
+
+    if split_by not in PROTOCOLS:
+        raise ConfigError(f"unknown --split-by {split_by!r}: expected one of {', '.join(PROTOCOLS)}")
+    if split_by == "source":
+        return {}
+    return {"split_by": split_by, "split_fractions": [float(f) for f in fractions], "split_seed": int(seed)}
 
 
 def _write_images(folder: Path, images: dict[str, bytes]) -> None:
