@@ -46,24 +46,40 @@ def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
     return (train - mean) / std, (test - mean) / std
 
 
+def _thin_svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``x = U diag(s) V^T`` of (n, p) through the eigen-decomposition of the smaller Gram matrix.
+
+    Returns U (n, r), s (r,), V (p, r) with directions of negligible variance dropped. (LAPACK's SVD can
+    be many times slower than this under a multi-threaded BLAS on a busy machine.)
+    """
+    wide = x.shape[0] <= x.shape[1]
+    gram = x @ x.T if wide else x.T @ x  # (n, n) or (p, p)
+    evals, evecs = np.linalg.eigh(gram)
+    keep = evals > max(float(evals.max(initial=0.0)), 1e-300) * 1e-12
+    s = np.sqrt(evals[keep])
+    if wide:
+        u = evecs[:, keep]
+        return u, s, (x.T @ u) / s
+    v = evecs[:, keep]
+    return (x @ v) / s, s, v
+
+
 def factorise(x_train: np.ndarray, x_test: np.ndarray, n_classes: int) -> RidgeProblem:
     """Standardise both sets with train statistics and take the thin SVD of the training features.
 
     x_train (n, p), x_test (m, p) float; n_classes: K, the number of label values.
     """
     xtr, xte = standardise(np.asarray(x_train, np.float64), np.asarray(x_test, np.float64))
-    u, s, vt = np.linalg.svd(xtr, full_matrices=False)  # (n, r), (r,), (r, p)
-    keep = s > s[0] * 1e-10 if len(s) else s > 0
-    u, s, vt = u[:, keep], s[keep], vt[keep]
+    u, s, v = _thin_svd(xtr)  # (n, r), (r,), (p, r)
     scale = float(np.mean(s**2)) if len(s) else 1.0
-    return RidgeProblem(u=u, s=s, test_proj=xte @ vt.T, n_classes=int(n_classes), alphas=np.asarray(ALPHA_GRID) * scale)
+    return RidgeProblem(u=u, s=s, test_proj=xte @ v, n_classes=int(n_classes), alphas=np.asarray(ALPHA_GRID) * scale)
 
 
 def _one_hot_projection(u: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """``U^T Y`` for one-hot ``Y`` of ``labels`` (n,), centred: (n, r) -> (r, K)."""
-    z = np.zeros((n_classes, u.shape[1]))
-    np.add.at(z, labels, u)  # row k = sum of U's rows with label k
-    return z.T  # U's columns are orthogonal to 1 (centred X), so centring Y changes nothing
+    one_hot = np.zeros((len(labels), n_classes))
+    one_hot[np.arange(len(labels)), labels] = 1.0
+    return u.T @ one_hot  # U's columns are orthogonal to 1 (centred X), so centring Y changes nothing
 
 
 def _gcv_alpha(problem: RidgeProblem, z: np.ndarray, y_norm2: float) -> float:

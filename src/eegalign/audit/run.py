@@ -130,6 +130,8 @@ def _probe_specs(cache: Any, timing: EpochTiming, settings: AuditSettings) -> li
 
 def run_audit(cache_dir: str | os.PathLike, settings: AuditSettings | None = None) -> AuditResult:
     """Run the probes and the split-hygiene checks on the cache at ``cache_dir``."""
+    from threadpoolctl import threadpool_limits
+
     from eegalign.data.cache import Cache
 
     settings = settings or AuditSettings()
@@ -139,11 +141,14 @@ def run_audit(cache_dir: str | os.PathLike, settings: AuditSettings | None = Non
     deciding = [spec.name for spec in specs if spec.in_decision]
     settings.validate(len(deciding))
     probes: dict[str, ProbeResult] = {}
-    for k, spec in enumerate(specs):
-        probes[spec.name] = run_probe(
-            spec.name, spec.question, spec.features, spec.features_of, cache.meta, n_perm=settings.n_permutations,
-            n_boot=settings.n_bootstrap, seed=settings.seed + k, in_decision=spec.in_decision,
-        )
+    # Thousands of small matrix products: one BLAS thread is fastest, and a multi-threaded BLAS on a busy
+    # machine can be a hundred times slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k, spec in enumerate(specs):
+            probes[spec.name] = run_probe(
+                spec.name, spec.question, spec.features, spec.features_of, cache.meta, n_perm=settings.n_permutations,
+                n_boot=settings.n_bootstrap, seed=settings.seed + k, in_decision=spec.in_decision,
+            )
     ran = [p for p in probes.values() if p.p is not None and p.in_decision]
     for probe, adj in zip(ran, holm([p.p for p in ran])):  # type: ignore[misc]
         probe.p_holm = adj
