@@ -7,7 +7,7 @@
 * ``session`` -- within each subject, whole recording sessions held out (needs >= 3 sessions each).
 
 Leave-one-subject-out is not a cache protocol: it is chosen at training time (``EEGDataModule``'s
-``loso_subject``) on any cache.
+``leave_out_subject``) on any cache.
 """
 
 from __future__ import annotations
