@@ -584,16 +584,12 @@ def comparison_rows(runs: list[tuple[str, dict]]) -> tuple[list[str], list[dict[
     return cols, recs
 
 
-def write_comparison(paths: list[str | Path], out: str | Path, overwrite: bool = False) -> Path:
-    """Put several runs' metrics side by side: ``compare.md``, ``compare.html``, ``compare.csv``, ``compare.png``."""
-    import csv
-
+def _evaluation_comparison(paths: list[str | Path]) -> tuple["Section", Any, list[str], list[dict[str, Any]]]:
+    """Evaluate runs side by side: the section, its top-1 figure, and the CSV columns and records."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-
-    from eegalign.io import atomic_dir
 
     runs = [load_run_metrics(p) for p in paths]
     names = [n for n, _ in runs]
@@ -642,16 +638,96 @@ def write_comparison(paths: list[str | Path], out: str | Path, overwrite: bool =
     ax.legend(frameon=False, fontsize=7)
     fig.tight_layout()
 
+    sec.fig("compare.png", "Top-1 accuracies of every run with 95% CIs; dashed lines: chance.")
+    return sec, fig, cols, recs
+
+
+def _generation_comparison(
+    paths: list[str | Path], out: Path, routes: tuple[str, str] | None, grid_trials: int
+) -> tuple[list["Section"], dict[str, Any], list[tuple[str, Any]]]:
+    """Generation runs: sections, the ``compare.json`` block and the route grids ``(file name, image)``."""
+    from itertools import combinations
+
+    from eegalign.generation.compare import compare_generation_runs, load_generation_run
+    from eegalign.generation.compare_sections import (
+        ROUTE_COLUMNS, comparison_json, paired_section, route_grid_rows, route_pair, side_by_side_section,
+    )
+    from eegalign.generation.grids import make_grid
+
+    runs = [load_generation_run(p) for p in paths]
+    if len({r.name for r in runs}) != len(runs):  # same directory names under different parents: use the paths
+        runs = [load_generation_run(p, name=str(p)) for p in paths]
+    comparisons = [compare_generation_runs(a, b) for a, b in combinations(runs, 2)]
+    sections = [side_by_side_section(runs), paired_section(comparisons)]
+    grids: list[tuple[str, Any]] = []
+    pair = route_pair(runs, routes)
+    grid_sec = Section("Image route vs text route, by eye")
+    if pair is None:
+        grid_sec.p("No grid: it needs one image-route and one text-route generation run.")
+    else:
+        rows = route_grid_rows(*pair, limit=grid_trials)
+        grid_sec.p(f"Shared trials of **{pair[0].name}** (image route) and **{pair[1].name}** (text route), "
+                   f"{len(rows)} shown. Columns: original | image route from the true embedding | image route from "
+                   "EEG | text route from the true embedding | text route from EEG. Captions: trial, class, subject.")
+        for j, start in enumerate(range(0, len(rows), 8)):
+            name = f"routes_{j:03d}.png"
+            grids.append((name, make_grid(rows[start : start + 8], out, columns=ROUTE_COLUMNS)))
+            grid_sec.fig(f"grids/{name}", f"trials {start + 1}-{min(start + 8, len(rows))} of {len(rows)}")
+        if not rows:
+            grid_sec.p("The two runs share no trial, so no row can be shown.")
+    sections.append(grid_sec)
+    return sections, comparison_json(runs, comparisons), grids
+
+
+def write_comparison(
+    paths: list[str | Path], out: str | Path, overwrite: bool = False,
+    routes: tuple[str, str] | None = None, grid_trials: int = 16,
+) -> Path:
+    """Put several runs side by side: ``compare.md``, ``compare.html``, ``compare.json`` (+ ``compare.csv`` and
+    ``compare.png`` for evaluate runs, ``grids/routes_*.png`` for an image-route and a text-route generation run).
+
+    Each path is an ``eegalign evaluate`` output (or its metrics.json) or an ``eegalign generate`` output;
+    the kind is recognised from the directory. ``routes``: the (image route, text route) generation runs
+    the five-column grid shows (default: the first of each).
+    """
+    import csv
+
+    from eegalign.generation.compare import is_generation_dir
+    from eegalign.io import atomic_dir, write_json
+
+    gen_paths = [p for p in paths if is_generation_dir(p)]
+    eval_paths = [p for p in paths if not is_generation_dir(p)]
     out = Path(out)
+    sections: list[Section] = []
+    summary: dict[str, Any] = {"version": 1, "evaluation_runs": [], "generation_runs": [], "paired": {}}
+    fig = cols = recs = None
+    if eval_paths:
+        sec, fig, cols, recs = _evaluation_comparison(eval_paths)
+        sections.append(sec)
+        summary["evaluation_runs"] = recs
+    grids: list[tuple[str, Any]] = []
+    if gen_paths:
+        gen_sections, gen_json, grids = _generation_comparison(gen_paths, out, routes, grid_trials)
+        sections += gen_sections
+        summary.update(gen_json)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        fig.savefig(tmp / "compare.png", dpi=110)
-        plt.close(fig)
-        sec.fig("compare.png", "Top-1 accuracies of every run with 95% CIs; dashed lines: chance.")
-        title, sub = "eegalign: comparison of runs", f"{len(runs)} runs: " + ", ".join(n for n, _ in runs)
-        (tmp / "compare.md").write_text(render_markdown(title, sub, [sec]), encoding="utf-8")
-        (tmp / "compare.html").write_text(render_html(title, sub, [sec]), encoding="utf-8")
-        with open(tmp / "compare.csv", "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(recs)
+        if fig is not None:
+            import matplotlib.pyplot as plt
+
+            fig.savefig(tmp / "compare.png", dpi=110)
+            plt.close(fig)
+            with open(tmp / "compare.csv", "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=cols)
+                w.writeheader()
+                w.writerows(recs)
+        if grids:
+            (tmp / "grids").mkdir()
+            for name, image in grids:
+                image.save(tmp / "grids" / name)
+        title = "eegalign: comparison of runs"
+        sub = f"{len(paths)} runs: " + ", ".join(Path(p).name for p in paths)
+        (tmp / "compare.md").write_text(render_markdown(title, sub, sections), encoding="utf-8")
+        (tmp / "compare.html").write_text(render_html(title, sub, sections), encoding="utf-8")
+        write_json(tmp / "compare.json", summary)
     return out
+

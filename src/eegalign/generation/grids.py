@@ -15,24 +15,25 @@ COLUMNS = (("original", "original stimulus"), ("true", "from true embedding"), (
 
 
 def make_grid(
-    rows: Sequence[dict[str, Any]], root: str | os.PathLike, cell: int = 192, label_h: int = 16
+    rows: Sequence[dict[str, Any]], root: str | os.PathLike, cell: int = 192, label_h: int = 16,
+    columns: Sequence[tuple[str, str]] = COLUMNS,
 ) -> "Image.Image":
-    """One grid image. ``rows``: dicts with ``caption`` and paths (relative to ``root``) under
-    ``original`` / ``true`` / ``eeg`` (``None`` draws an empty, labelled cell)."""
+    """One grid image. ``rows``: dicts with ``caption`` and paths (relative to ``root``, or absolute) under
+    the keys of ``columns`` (``(key, title)`` pairs; ``None`` draws an empty, labelled cell)."""
     from PIL import Image, ImageDraw, ImageFont, ImageOps
 
     font = ImageFont.load_default()
-    width = cell * len(COLUMNS)
+    width = cell * len(columns)
     height = label_h + len(rows) * (cell + label_h)
     grid = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(grid)
-    for j, (_, title) in enumerate(COLUMNS):
+    for j, (_, title) in enumerate(columns):
         draw.text((j * cell + 4, 2), title, fill="black", font=font)
     root = Path(root)
     for i, row in enumerate(rows):
         y = label_h + i * (cell + label_h)
         draw.text((4, y + 2), str(row.get("caption", "")), fill="black", font=font)
-        for j, (key, _) in enumerate(COLUMNS):
+        for j, (key, _) in enumerate(columns):
             rel = row.get(key)
             box = (j * cell, y + label_h)
             if rel:
