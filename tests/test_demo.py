@@ -18,8 +18,10 @@ def test_small_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
     assert f"report: {out / 'evaluation' / 'report.html'}" in printed
     assert "retrieval top-1 among" in printed and "chance" in printed and "train-mean baseline" in printed
     for f in ("evaluation/report.html", "evaluation/metrics.json", "evaluation/predictions.safetensors",
-              "ridge/evaluation/metrics.json", "comparison/compare.html", "demo.json"):
+              "ridge/evaluation/metrics.json", "comparison/compare.html", "demo.json", "audit/audit.json"):
         assert (out / f).is_file(), f
+    assert "Leakage audit" in (out / "evaluation" / "report.html").read_text()
+    assert "leakage detected: no" in printed  # the default simulator has no block-design confound
     m = json.loads((out / "evaluation" / "metrics.json").read_text())
     assert m["retrieval"]["all_top1"]["chance"] == pytest.approx(1 / m["n_images"])
     # a second demo into the same directory is refused instead of mixing two runs

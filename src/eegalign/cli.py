@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("eegalign.commands.fit", "run the test loop of a checkpoint (LightningCLI)"),
     "predict": ("eegalign.commands.fit", "run prediction with a checkpoint (LightningCLI)"),
     "baseline": ("eegalign.commands.baseline", "fit a closed-form baseline (ridge) and write its predictions"),
+    "audit": ("eegalign.commands.audit", "leakage audit of a cache: confound probes and split hygiene"),
     "evaluate": ("eegalign.commands.evaluate", "metrics, baselines and an HTML report for a checkpoint or predictions file"),
     "compare": ("eegalign.commands.compare", "put several runs' metrics side by side"),
     "generate": ("eegalign.commands.generate", "Stable Diffusion images from predicted embeddings + N-way accuracy"),

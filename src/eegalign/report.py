@@ -552,6 +552,11 @@ def write_report(out_dir: str | Path, metrics: dict, arrays: dict[str, np.ndarra
     out_dir = Path(out_dir)
     figs = _figures(out_dir / "figures", metrics, arrays)
     sections = _sections(metrics, context, figs)
+    if context.get("audit"):  # `evaluate --audit DIR`: the leakage audit's section, rendered by the audit package
+        from eegalign.audit.report import audit_section
+        from eegalign.audit.run import load_audit
+
+        sections.append(audit_section(load_audit(context["audit"])))
     title = f"eegalign evaluation: {context.get('model')} ({metrics['route']} route, {context.get('split')} split)"
     subtitle = (
         f"{metrics['n']} trials, {metrics['n_images']} distinct images, {metrics['n_subjects']} subjects. "

@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--snr", type=float, default=1.0, help="evoked-signal to noise power ratio")
     s.add_argument("--eeg-layout", choices=("nested", "array"), default="nested",
                    help="store EEG as nested lists or a fixed 2-D array column")
+    s.add_argument("--drift", type=float, default=0.0,
+                   help="block-design confound: a slow per-channel random walk over each subject's session of this "
+                        "many noise SDs, with trials in class blocks (default 0: none; > 0 implies --blocked)")
+    s.add_argument("--blocked", action="store_true",
+                   help="present each subject's trials in class blocks and write session/block/trial_index columns")
     s.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("prepare", help="read a source and write the canonical cache",
@@ -49,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="z-score with train-split statistics: one global mean/std, per channel, or none")
     p.add_argument("--n-chans", type=int, help="expected channel count (decides the EEG orientation)")
     p.add_argument("--strict", action="store_true", help="refuse NaN/Inf values instead of replacing them by 0")
+    p.add_argument("--split-by", choices=("source", "image", "block", "session"), default="source",
+                   help="split protocol: the source's own splits (default), image-level (no image in two splits), "
+                        "held-out presentation blocks or sessions within each subject (when the source records them); "
+                        "see docs/evaluation.md")
+    p.add_argument("--split-fractions", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
+                   help="fractions of images/blocks/sessions per split for --split-by other than source")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the --split-by assignment")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cache prepared differently")
 
 
@@ -69,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
         out = write_synthetic_dataset(
             args.out, subjects=args.subjects, classes=args.classes, images_per_class=args.images_per_class,
-            seed=args.seed, snr=args.snr, eeg_layout=args.eeg_layout, overwrite=args.overwrite,
+            seed=args.seed, snr=args.snr, eeg_layout=args.eeg_layout, drift=args.drift, blocked=args.blocked,
+            overwrite=args.overwrite,
         )
         print(f"synthetic data set written to {out}")
         return 0
@@ -80,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         args.source, args.out, format=args.format, bandpass=tuple(args.bandpass) if args.bandpass else None,
         norm=args.norm, sfreq=args.sfreq, overwrite=args.overwrite, splits=args.splits, fold=args.fold,
         n_chans=args.n_chans, strict=args.strict, subjects=args.subjects, val_fraction=args.val_fraction,
-        val_seed=args.val_seed,
+        val_seed=args.val_seed, split_by=args.split_by,
+        split_fractions=tuple(args.split_fractions), split_seed=args.split_seed,
     )
     print(f"cache ready: {out}")
     return 0

@@ -1,6 +1,6 @@
 """`eegalign demo`: the embedded default, end to end on CPU.
 
-synthetic data set -> prepare (cache) -> fit a small preset (configs/demo.yaml) -> evaluate
+synthetic data set -> prepare (cache) -> leakage audit -> fit a small preset (configs/demo.yaml) -> evaluate
 (metrics + HTML report) -> ridge baseline for comparison -> (optional) generate.
 Every stage is the same code a user runs through its own command; the demo only chains them.
 """
@@ -102,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
     _call(synth)
     print(f"   {time.perf_counter() - t:.1f}s")
 
-    t = _stage("2/5 prepare the cache")
+    t = _stage("2/5 prepare the cache and audit it for confounds")
     _call(["data", "prepare", "--source", str(data_dir), "--out", str(cache_dir), "--overwrite"])
+    _call(["audit", "--cache", str(cache_dir), "--out", str(out / "audit"), "--overwrite"])
     print(f"   {time.perf_counter() - t:.1f}s")
 
     config_name = "things_nice.yaml" if things else ("demo.yaml" if args.route == "image" else "demo_text.yaml")
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"   {time.perf_counter() - t:.1f}s  checkpoint: {ckpt}")
 
     t = _stage("4/5 evaluate on the test split (+ ridge baseline)")
-    _call(["evaluate", "--ckpt", str(ckpt), "--cache", str(cache_dir), "--split", "test", "--out", str(eval_dir)])
+    _call(["evaluate", "--ckpt", str(ckpt), "--cache", str(cache_dir), "--split", "test", "--out", str(eval_dir),
+           "--audit", str(out / "audit")])
     _call(["baseline", "ridge", "--cache", str(cache_dir), "--route", args.route, "--split", "test", "--out", str(ridge_dir)])
     _call(["evaluate", "--predictions", str(ridge_dir / "predictions.safetensors"), "--train-targets", str(cache_dir),
            "--out", str(ridge_dir / "evaluation")])

@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--permutations", type=int, default=1000, help="permutations for the p-values (default 1000)")
     parser.add_argument("--kway-draws", type=int, default=10, help="distractor draws per trial for k-way retrieval (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--audit", help="an `eegalign audit` output directory: adds its leakage section to the report")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
 
 
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not args.overwrite:
         raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
     context: dict = {}
+    if args.audit:
+        context["audit"] = _checked_audit(args.audit, args.cache)
     if args.ckpt:
         if not args.cache:
             raise ConfigError("--ckpt needs --cache CACHE (the cache to predict)")
@@ -135,6 +138,22 @@ def _dataset(cache: str | None) -> str | None:
 def _has_repetitions(cache: str | None) -> bool:
     """True if the cache was prepared with one row per repetition (THINGS-EEG2)."""
     return _dataset(cache) == "things-eeg2"
+def _checked_audit(audit_dir: str, cache_dir: str | None) -> str:
+    """The audit directory, after checking it is readable; warns when it audited another cache."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from eegalign.audit.run import load_audit
+
+    audit = load_audit(audit_dir)
+    manifest = Path(cache_dir or "") / "manifest.json"
+    if cache_dir and manifest.is_file():
+        fingerprint = json.loads(manifest.read_text()).get("fingerprint")
+        if fingerprint != audit.get("cache", {}).get("fingerprint"):
+            print(f"eegalign: warning: the audit in {audit_dir} was run on another cache (fingerprint "
+                  f"{audit.get('cache', {}).get('fingerprint')}, evaluated cache {fingerprint})", file=sys.stderr)
+    return str(audit_dir)
 
 
 def _find_config(ckpt: "Path") -> str | None:

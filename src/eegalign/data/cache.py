@@ -85,6 +85,9 @@ def prepare_cache(
     subjects: list[int] | None = None,
     val_fraction: float = 0.1,
     val_seed: int = 0,
+    split_by: str = "source",
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
 ) -> Path:
     """Read ``source``, preprocess it and write the cache at ``out``; return ``out``.
 
@@ -98,10 +101,15 @@ def prepare_cache(
     THINGS-EEG2 (``format="things-eeg2"`` or detected) is streamed subject by subject into ``eeg.npy``
     (:func:`_prepare_things`): one row per repetition, ``subjects`` (None: all) selects subjects, and
     the validation split is ``val_fraction`` of the training concepts (seeded by ``val_seed``).
+
+    ``split_by`` re-splits the trials (``eegalign.data.splits``: source, image, block, session) with
+    ``split_fractions`` and ``split_seed`` before preprocessing (not for THINGS-EEG2, whose test
+    concepts are fixed by the release).
     """
     from eegalign import __version__
     from eegalign.data.preprocess import NORMS, preprocess
     from eegalign.data.sources import detect_format, read_source
+    from eegalign.data.splits import resplit
     from eegalign.io import atomic_dir, write_json
 
     out = Path(out)
@@ -111,6 +119,10 @@ def prepare_cache(
     things = None
     if fmt == "things-eeg2":
         from eegalign.data.things import plan_things, require_layout
+
+        if split_by != "source":
+            raise ConfigError("--split-by is for CVPR40-style sources; THINGS-EEG2 keeps its release's zero-shot "
+                              "test concepts (validation: --val-fraction of the training concepts)")
 
         if not 0 < val_fraction < 1:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
@@ -127,6 +139,7 @@ def prepare_cache(
         **({"splits": str(Path(splits).resolve()) if splits else None, "fold": int(fold)} if fmt == "release" else {}),
         **({"subjects": sorted(things.meta["subject"].unique().tolist()), "val_fraction": float(val_fraction),
             "val_seed": int(val_seed)} if things is not None else {}),
+        **_split_params(split_by, split_fractions, split_seed),
     }
     identity = _source_identity(source, fmt, splits if fmt == "release" else None)
     fp = fingerprint(identity, params, __version__)
@@ -151,6 +164,10 @@ def prepare_cache(
                                version=__version__, strict=strict, progress=progress)
     records = read_source(source, format=format, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
     meta = records.meta
+    if split_by != "source":
+        summary = resplit(meta, split_by, tuple(split_fractions), split_seed)
+        meta["split"] = summary.split
+        records.notes["split_protocol"] = summary.info
     train_idx = np.flatnonzero(meta["split"].to_numpy() == "train")
     if progress:
         _say(f"preprocessing {len(meta)} trials (norm={norm}, bandpass={params['bandpass']}; statistics from train)")
@@ -279,6 +296,15 @@ def _prepare_things(plan: Any, source: Path, out: Path, *, params: dict[str, Any
     _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
          f"{shape[1]} x {shape[2]}, {meta['image_id'].nunique()} images, one row per repetition")
     return out
+def _split_params(split_by: str, fractions: tuple[float, float, float], seed: int) -> dict[str, Any]:
+    """Split-protocol parameters for the fingerprint (none for ``source``: existing caches stay valid)."""
+    from eegalign.data.splits import PROTOCOLS
+
+    if split_by not in PROTOCOLS:
+        raise ConfigError(f"unknown --split-by {split_by!r}: expected one of {', '.join(PROTOCOLS)}")
+    if split_by == "source":
+        return {}
+    return {"split_by": split_by, "split_fractions": [float(f) for f in fractions], "split_seed": int(seed)}
 
 
 def _write_images(folder: Path, images: dict[str, bytes]) -> None:

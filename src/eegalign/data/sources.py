@@ -36,6 +36,7 @@ SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "test": "test"}
 EEG_COLUMN = "conditioning_image"
 HUB_COLUMNS = (EEG_COLUMN, "image", "caption", "label_folder", "label", "subject")
+ORDER_COLUMNS = ("session", "block", "trial_index")  # optional: presentation order, kept in meta when every split has them
 RELEASE_MIN_LEN, RELEASE_MAX_LEN = 450, 600  # keep trials of 450..600 samples (as the peers do)
 RELEASE_CROP = (20, 460)  # then crop samples 20:460 -> 440 samples
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -266,10 +267,11 @@ def _parquet_parts(files: list[Path]) -> list[_SplitPart]:
         missing = [c for c in HUB_COLUMNS if c not in names]
         if missing:
             raise DataError(f"{f}: missing column {missing[0]!r} (columns: {', '.join(names)})")
+        wanted = list(HUB_COLUMNS) + [c for c in ORDER_COLUMNS if c in names]
 
-        def batches(pf: Any = pf, f: Path = f) -> Iterator[Any]:
+        def batches(pf: Any = pf, f: Path = f, wanted: list[str] = wanted) -> Iterator[Any]:
             try:
-                yield from pf.iter_batches(batch_size=_BATCH_ROWS, columns=list(HUB_COLUMNS))
+                yield from pf.iter_batches(batch_size=_BATCH_ROWS, columns=wanted)
             except Exception as e:
                 if isinstance(e, DataError):
                     raise
@@ -293,7 +295,7 @@ def _table_parts(dsdict: Any, where: str) -> dict[str, list[_SplitPart]]:
         missing = [c for c in HUB_COLUMNS if c not in table.column_names]
         if missing:
             raise DataError(f"{where} [{key}]: missing column {missing[0]!r} (columns: {', '.join(table.column_names)})")
-        table = table.select(list(HUB_COLUMNS))
+        table = table.select(list(HUB_COLUMNS) + [c for c in ORDER_COLUMNS if c in table.column_names])
 
         def batches(table: Any = table) -> Iterator[Any]:
             yield from table.to_batches(max_chunksize=_BATCH_ROWS)
@@ -319,6 +321,7 @@ def _read_hub_schema(
     transpose = False
     cols: dict[str, list] = {k: [] for k in ("split", "subject", "label", "label_folder", "caption", "image_id")}
     images: dict[str, bytes] = {}
+    order_cols: dict[str, list[np.ndarray]] = {}
     pos = 0
     bar = tqdm(total=total, desc="reading trials", unit="trial", disable=not progress, file=sys.stderr)
     for split in SPLITS:
@@ -347,6 +350,9 @@ def _read_hub_schema(
                 cols["label_folder"].extend(str(s) for s in batch.column("label_folder").to_pylist())
                 cols["caption"].extend("" if s is None else str(s) for s in batch.column("caption").to_pylist())
                 cols["split"].extend([split] * n)
+                for name in ORDER_COLUMNS:
+                    if name in batch.schema.names:
+                        order_cols.setdefault(name, []).append(np.asarray(batch.column(name).to_numpy(zero_copy_only=False), dtype=np.int64))
                 pos += n
                 row0 += n
                 bar.update(n)
@@ -363,6 +369,10 @@ def _read_hub_schema(
             "image_id": cols["image_id"],
         }
     )
+    for name, parts_of in order_cols.items():  # a column some parts lack says nothing about order: dropped
+        values = np.concatenate(parts_of)
+        if len(values) == total:
+            meta[name] = values
     assert eeg is not None
     return Records(
         eeg=eeg,
@@ -395,7 +405,10 @@ def read_parquet_dir(path: str | Path, *, n_chans: int | None = None, progress: 
     root = Path(path)
     files = _split_files(root)
     parts = {split: _parquet_parts(fs) for split, fs in files.items()}
-    return _read_hub_schema(parts, fmt="parquet", source=str(root), n_chans=n_chans, root=root, progress=progress)
+    records = _read_hub_schema(parts, fmt="parquet", source=str(root), n_chans=n_chans, root=root, progress=progress)
+    if (root / "synthetic.json").is_file():  # eegalign's simulator: epochs start at stimulus onset
+        records.notes["epoch_start_ms"] = 0.0
+    return records
 
 
 def read_saved_dataset(path: str | Path, *, n_chans: int | None = None, progress: bool = True) -> Records:

@@ -94,6 +94,8 @@ TEXT_NORM = 28.0
 TEMPLATES = ("an image of {}", "a photo of {}", "a picture of {}", "a photograph of {}")
 _CHUNK = 128  # trials generated per vectorised block (fixed: part of the deterministic stream)
 _NOISE_SOURCES = 24  # 1/f sources mixed through smooth maps (n_pink,mixed)
+_BLOCK_STREAM = 0xB10C  # seeds the block-design stream apart from every default stream
+ORDER_COLUMNS = ("session", "block", "trial_index")  # written only for the blocked layout
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class SynthParams:
     image_size: int = 128
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     eeg_layout: str = "nested"
+    drift: float = 0.0  # block-design confound strength (noise-SD units); > 0 implies blocked
+    blocked: bool = False  # class-block presentation order per subject session (+ session/block/trial_index columns)
 
     def validate(self) -> None:
         from eegalign.data.classes import cvpr40_classes
@@ -130,6 +134,7 @@ class SynthParams:
             (len(self.text_shape) == 2 and min(self.text_shape) >= 1, "text_shape must be (tokens, width)"),
             (self.image_size >= 16, "image_size must be >= 16"),
             (self.eeg_layout in ("nested", "array"), "eeg_layout must be 'nested' or 'array'"),
+            (self.drift >= 0 and math.isfinite(self.drift), "drift must be a non-negative number"),
             (
                 len(self.split_fractions) == 3
                 and min(self.split_fractions) >= 0
@@ -510,10 +515,62 @@ class SyntheticWorld:
 
 
 # --------------------------------------------------------------------------------------------
+# block design (the ground truth of `eegalign audit`)
+
+
+@dataclass
+class BlockDesign:
+    """Class-block presentation order of every subject's one session, and its drift offsets.
+
+    ``position[s, i]``: when subject ``s`` saw image ``i`` (0..M-1); ``block[s, i]``: the index of
+    the class block it sat in; ``offsets[s, i]``: the drift (C,) added to that trial over the whole
+    epoch, in output units.
+    """
+
+    position: np.ndarray  # (S, M) int64
+    block: np.ndarray  # (S, M) int64
+    offsets: np.ndarray  # (S, M, C) float32
+
+
+def block_design(world: SyntheticWorld, drift: float) -> BlockDesign:
+    """Classes in random order per subject, each class's images (all splits) in one block, and a
+    per-channel random walk over the session's trials scaled to ``drift`` noise SDs."""
+    p = world.params
+    rng = np.random.default_rng([p.seed, _BLOCK_STREAM])
+    m = len(world.class_of)
+    position = np.empty((p.subjects, m), dtype=np.int64)
+    block = np.empty((p.subjects, m), dtype=np.int64)
+    offsets = np.zeros((p.subjects, m, p.n_chans), dtype=np.float32)
+    noise_sd = world.noise_std * world._unit  # background noise SD in output units (10)
+    for s in range(p.subjects):
+        order = []
+        for b, c in enumerate(rng.permutation(p.classes)):
+            images = rng.permutation(np.flatnonzero(world.class_of == c))
+            block[s, images] = b
+            order.extend(images)
+        position[s, order] = np.arange(m)
+        walk = np.cumsum(rng.standard_normal((m, p.n_chans)), axis=0)  # (M, C) in presentation order
+        walk = (walk - walk.mean(axis=0)) / np.maximum(walk.std(axis=0), 1e-12)  # unit SD per channel
+        offsets[s, order] = (drift * noise_sd * walk).astype(np.float32)
+    return BlockDesign(position=position, block=block, offsets=offsets)
+
+
+def _split_rows(world: SyntheticWorld, split_idx: int, rng: np.random.Generator, design: BlockDesign | None):
+    """(subject (n,), image (n,)) rows of one split: subject-major, then presentation order."""
+    imgs = np.flatnonzero(world.split_of == split_idx)
+    if design is None:
+        imgs = imgs[rng.permutation(len(imgs))]  # presentation order
+        return np.repeat(np.arange(world.params.subjects), len(imgs)), np.tile(imgs, world.params.subjects)
+    subj = np.repeat(np.arange(world.params.subjects), len(imgs))
+    img = np.concatenate([imgs[np.argsort(design.position[s, imgs])] for s in range(world.params.subjects)])
+    return subj, img.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
 # writer
 
 
-def _features(layout: str, n_times: int, n_chans: int):
+def _features(layout: str, n_times: int, n_chans: int, blocked: bool = False):
     import datasets
 
     seq = getattr(datasets, "List", None) or datasets.Sequence
@@ -522,16 +579,25 @@ def _features(layout: str, n_times: int, n_chans: int):
         if layout == "nested"
         else datasets.Array2D(shape=(n_times, n_chans), dtype="float32")
     )
-    return datasets.Features(
-        {
-            "image": datasets.Image(),
-            "conditioning_image": eeg,
-            "caption": datasets.Value("string"),
-            "label_folder": datasets.Value("string"),
-            "label": datasets.Value("int32"),
-            "subject": datasets.Value("int32"),
-        }
-    )
+    columns = {
+        "image": datasets.Image(),
+        "conditioning_image": eeg,
+        "caption": datasets.Value("string"),
+        "label_folder": datasets.Value("string"),
+        "label": datasets.Value("int32"),
+        "subject": datasets.Value("int32"),
+    }
+    if blocked:  # presentation order, which the hub schema does not carry
+        columns.update({name: datasets.Value("int32") for name in ORDER_COLUMNS})
+    return datasets.Features(columns)
+
+
+def _params_json(params: SynthParams) -> dict:
+    """Generator parameters for synthetic.json (the block-design ones only when used: default output unchanged)."""
+    out = {**asdict(params), "text_shape": list(params.text_shape)}
+    if not params.blocked:
+        del out["drift"], out["blocked"]
+    return out
 
 
 def _nested_chunk(x_btc: np.ndarray):
@@ -560,6 +626,8 @@ def write_synthetic_dataset(
     image_size: int = 128,
     split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
     eeg_layout: str = "nested",
+    drift: float = 0.0,
+    blocked: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -570,6 +638,11 @@ def write_synthetic_dataset(
     ``subject``), ``targets/image.safetensors``, ``targets/text.safetensors`` and
     ``synthetic.json``. The directory appears atomically. Raises ConfigError for bad
     parameters and DataError if ``out_dir`` exists and ``overwrite`` is false.
+
+    ``blocked`` (implied by ``drift > 0``) presents each subject's trials in class blocks and adds
+    the columns ``session``, ``block``, ``trial_index``; ``drift`` adds a per-channel random walk over
+    the session of that many noise SDs (see :func:`block_design`). The defaults write exactly what
+    they wrote before these options existed.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -593,6 +666,8 @@ def write_synthetic_dataset(
         image_size=int(image_size),
         split_fractions=tuple(float(v) for v in split_fractions),
         eeg_layout=str(eeg_layout),
+        drift=float(drift),
+        blocked=bool(blocked) or float(drift) > 0,
     )
     params.validate()
     out = Path(out_dir)
@@ -608,7 +683,8 @@ def write_synthetic_dataset(
     captions = [
         TEMPLATES[t].format(_with_article(table[c].name)) for t, c in zip(world.template_of, world.class_of)
     ]
-    features = _features(params.eeg_layout, params.n_times, params.n_chans)
+    features = _features(params.eeg_layout, params.n_times, params.n_chans, params.blocked)
+    design = block_design(world, params.drift) if params.blocked else None
     schema = features.arrow_schema  # carries the "huggingface" features metadata load_dataset reads
     trial_rng = world.trial_rng()
     counts: dict[str, int] = {}
@@ -616,10 +692,7 @@ def write_synthetic_dataset(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         bar = tqdm(total=params.subjects * len(image_ids), desc="synthesising EEG", unit="trial", disable=not progress)
         for split_idx, split in enumerate(SPLITS):
-            imgs = np.flatnonzero(world.split_of == split_idx)
-            imgs = imgs[trial_rng.permutation(len(imgs))]  # presentation order
-            subj = np.repeat(np.arange(params.subjects), len(imgs))  # subject-major rows
-            img = np.tile(imgs, params.subjects)
+            subj, img = _split_rows(world, split_idx, trial_rng, design)  # subject-major rows
             counts[split] = len(img)
             if not len(img):  # a split with fraction 0 gets no file (load_dataset rejects empty splits)
                 continue
@@ -628,6 +701,8 @@ def write_synthetic_dataset(
                 for lo in range(0, len(img), _CHUNK):
                     s_blk, i_blk = subj[lo : lo + _CHUNK], img[lo : lo + _CHUNK]
                     x = world.eeg(s_blk, i_blk, trial_rng)  # (B, C, T)
+                    if design is not None:
+                        x += design.offsets[s_blk, i_blk][:, :, None]  # (B, C, 1): drift over the whole epoch
                     columns = {
                         "image": pa.array(
                             [{"bytes": jpegs[i], "path": None} for i in i_blk],
@@ -639,6 +714,10 @@ def write_synthetic_dataset(
                         "label": pa.array(world.class_of[i_blk].astype(np.int32)),
                         "subject": pa.array((s_blk + 1).astype(np.int32)),
                     }
+                    if design is not None:
+                        columns["session"] = pa.array(np.ones(len(s_blk), dtype=np.int32))
+                        columns["block"] = pa.array(design.block[s_blk, i_blk].astype(np.int32))
+                        columns["trial_index"] = pa.array(design.position[s_blk, i_blk].astype(np.int32))
                     arrays = [cast_array_to_feature(columns[name], feat) for name, feat in features.items()]
                     writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
                     bar.update(len(x))
@@ -657,7 +736,7 @@ def write_synthetic_dataset(
         info = {
             "generator": "eegalign.data.synthetic",
             "schema": "luigi-s/EEG_Image_CVPR_ALL_subj",
-            "params": {**asdict(params), "text_shape": list(params.text_shape)},
+            "params": _params_json(params),
             "constants": {
                 "latent_dim": LATENT_DIM,
                 "n_components": N_COMPONENTS,
