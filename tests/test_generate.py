@@ -213,7 +213,8 @@ def test_text_route_seeds_independent_of_batching(assets: dict[str, Path], tmp_p
         assert rec["true"] is None
         a = np.asarray(_open(tmp_path / "s1" / rec["eeg"]))
         b = np.asarray(_open(tmp_path / "b3" / f"images/{rec['index']:05d}_eeg.png"))
-        assert np.array_equal(a, b)
+        # Batched and single matmuls may round differently: at most one 8-bit level apart.
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     # Two different trials give different images.
     assert not np.array_equal(np.asarray(_open(tmp_path / "b3" / "images/00000_eeg.png")),
                               np.asarray(_open(tmp_path / "b3" / "images/00001_eeg.png")))
