@@ -2,7 +2,7 @@
 
 Three modes:
 
-* ``--predictions FILE --out DIR``: generate (EEG prediction + true embedding per trial), copy
+* ``--predictions FILE --out DIR`` (or ``--model DIR --cache CACHE``: a model directory run over a split): generate (EEG prediction + true embedding per trial), copy
   the originals, draw grids, score N-way accuracy if ``--classifier`` is given, write the report;
 * ``--nway-only --out DIR --classifier M``: score the images already in DIR;
 * ``--merge DIR1 DIR2 ... --out DIR``: merge ``--shard i/n`` outputs (one per GPU/process).
@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sd_ref, ip_ref, clf_ref = "stable-diffusion-v1-5/stable-diffusion-v1-5", "h94/IP-Adapter", "google/vit-base-patch16-224"
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--predictions", metavar="FILE", help="predictions.safetensors (from evaluate / predict / baseline)")
+    io.add_argument("--model", metavar="DIR", help="instead of --predictions: a model directory (`eegalign export`) run over --cache")
+    io.add_argument("--cache", metavar="CACHE", help="with --model: the cache whose --split is predicted")
+    io.add_argument("--split", default="test", choices=["train", "validation", "test"], help="with --model: the split (default test)")
     io.add_argument("--out", required=True, metavar="DIR", help="output directory (generation.json, generation.html, images)")
     io.add_argument("--images", metavar="DIR", help="original stimuli <image_id>.png|.jpg (default: the predictions' cache/images)")
     io.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
@@ -88,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
         R.merge(args.merge, out, nway=nway, grid_rows=args.grid_rows, overwrite=args.overwrite)
         print(f"merged {len(args.merge)} directories into {out}; report: {out / R.REPORT}")
         return 0
-    if not args.predictions:
-        raise ConfigError("pass --predictions FILE (or --nway-only / --merge DIR ... for existing outputs)")
+    if bool(args.predictions) == bool(args.model):
+        raise ConfigError("pass --predictions FILE or --model DIR --cache CACHE (or --nway-only / --merge DIR ... for existing outputs)")
+    if args.model and not args.cache:
+        raise ConfigError("--model needs --cache CACHE (the cache whose --split is predicted)")
     if out.exists() and not args.overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
     if args.steps < 1 or args.batch_size < 1:
@@ -97,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
     from eegalign.predictions import Predictions
 
-    preds = Predictions.load(args.predictions)
+    if args.model:
+        from eegalign.evaluate import predict_checkpoint
+
+        preds = predict_checkpoint(args.model, args.cache, args.split, device="cpu")[0]
+    else:
+        preds = Predictions.load(args.predictions)
     shard = R.parse_shard(args.shard)
     indices = R.select_trials(preds.label, per_class=args.per_class, limit=args.limit, seed=args.seed, shard=shard)
     parts = [f"per_class={args.per_class}" if args.per_class else None, f"limit={args.limit}" if args.limit else None,
@@ -116,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         match_norm=args.match_norm,
     )
     R.generate_images(
-        preds, out, settings, indices=indices, images_dir=args.images, predictions_path=str(args.predictions),
+        preds, out, settings, indices=indices, images_dir=args.images,
+        predictions_path=str(args.predictions or f"{args.model} on {args.cache} ({args.split})"),
         selection=selection, nway=nway, grid_rows=args.grid_rows, overwrite=args.overwrite,
     )
     print(f"{len(indices)} trials generated into {out}; report: {out / R.REPORT}")
