@@ -109,3 +109,48 @@ def test_ridge_records_the_bins_it_used(small_cache: Path, tmp_path: Path, capsy
                  "--alphas", "1", "100"]) == 0
     rec = json.loads((out / "ridge.json").read_text())
     assert rec["bins"] == n_times and rec["bins_requested"] == n_times + 50
+
+
+# ----------------------------------------------------------------------------- preprocessing fingerprint
+
+
+def _ckpt_with_record(path: Path, record: dict | None) -> None:
+    """A checkpoint in the layout `eegalign fit` writes (tiny registry MLP) with a preprocessing record."""
+    import torch
+
+    from eegalign.models import build_model, encoder_config
+
+    torch.manual_seed(0)
+    enc = build_model("mlp", n_chans=128, n_times=440, out_shape=(1024,), hidden=8)
+    meta = {"encoder": encoder_config(enc), "route": "image", "loss": {"name": "mse"}, "cache": None}
+    if record is not None:
+        meta["preprocessing"] = record
+    torch.save({"state_dict": {f"encoder.{k}": v for k, v in enc.state_dict().items()}, "eegalign": meta,
+                "epoch": 1, "global_step": 1}, path)
+
+
+def test_preprocessing_mismatch_is_refused_unless_allowed(small_cache: Path, tmp_path: Path, capsys) -> None:
+    from eegalign.data.preprocessing_record import preprocessing_record
+
+    record = preprocessing_record(json.loads((small_cache / "manifest.json").read_text()))
+    assert record["norm"] == "global" and record["n_chans"] == 128
+    ckpt = tmp_path / "m.ckpt"
+    _ckpt_with_record(ckpt, {**record, "norm": "channel", "bandpass": [1.0, 40.0]})
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--ckpt", str(ckpt), "--cache", str(small_cache), "--out", str(out),
+            "--bootstrap", "20", "--permutations", "19", "--kway-draws", "2"]
+    line = _one_error_line(main(argv), capsys.readouterr().err)
+    assert "norm: trained on 'channel', this cache 'global'" in line and "bandpass" in line
+    assert "--allow-preprocessing-mismatch" in line and not out.exists()
+    assert main([*argv, "--allow-preprocessing-mismatch"]) == 0
+    assert "prepared differently" in capsys.readouterr().err and (out / "metrics.json").is_file()
+
+
+def test_old_checkpoint_without_record_warns(small_cache: Path, capsys) -> None:
+    from eegalign.data.preprocessing_record import check_preprocessing, preprocessing_record
+
+    manifest = json.loads((small_cache / "manifest.json").read_text())
+    check_preprocessing(None, manifest, "checkpoint old.ckpt")  # warns, does not raise
+    assert "does not record the preprocessing" in capsys.readouterr().err
+    check_preprocessing(preprocessing_record(manifest), manifest, "checkpoint same.ckpt")  # identical: silent
+    assert capsys.readouterr().err == ""

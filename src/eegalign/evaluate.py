@@ -75,12 +75,14 @@ def predict_checkpoint(
     batch_size: int = 64,
     device: str = "cpu",
     progress: bool = True,
+    allow_preprocessing_mismatch: bool = False,
 ) -> tuple[Predictions, dict[str, Any], Any]:
     """Run a checkpoint's encoder over one split of a cache.
 
     Returns ``(predictions, info, cache)``: ``info`` is ``load_encoder``'s record; the cache is
     opened once and handed back for the train targets. Raises :class:`DataError` when the
-    encoder's output shape or input size does not match the cache.
+    encoder's output shape or input size does not match the cache, or when the cache was prepared
+    differently from the checkpoint's training cache (unless ``allow_preprocessing_mismatch``).
     """
     import torch
     from tqdm.auto import tqdm
@@ -90,6 +92,9 @@ def predict_checkpoint(
 
     cache = Cache.open(cache_dir)
     encoder, info = load_encoder(ckpt)
+    from eegalign.data.preprocessing_record import check_preprocessing
+
+    check_preprocessing(info.get("preprocessing"), cache.manifest, f"checkpoint {ckpt}", allow_preprocessing_mismatch)
     route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
     if not cache.has_targets(route):
         raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
