@@ -16,6 +16,7 @@ distinct train-split images (:func:`load_train_targets`).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,7 @@ def predict_checkpoint(
         split=split,
         classes=list(cache.classes),
         cache=str(cache.path),
-        extra={"checkpoint": str(ckpt)},
+        extra={"checkpoint": str(ckpt), **({"loss": json.dumps(info["loss"])} if info.get("loss") else {})},
     )
     return pred, info, cache
 
@@ -195,6 +196,8 @@ def evaluate_to_dir(
     ctx["train_targets"] = train.source if train is not None else None
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
+    if train is not None:  # generate rescales norm-free predictions (InfoNCE, cosine) to it
+        preds.record_train_norm(train.embeddings)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "metrics.json", metrics)
