@@ -154,3 +154,49 @@ def test_old_checkpoint_without_record_warns(small_cache: Path, capsys) -> None:
     assert "does not record the preprocessing" in capsys.readouterr().err
     check_preprocessing(preprocessing_record(manifest), manifest, "checkpoint same.ckpt")  # identical: silent
     assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- predictions-file metadata
+
+
+def _predictions_file(path: Path, *, ids=None, true=None, label=None, tensors=None, classes=None) -> None:
+    """A predictions file written with raw safetensors, so that any metadata can be broken."""
+    from eegalign.io import save_tensors
+
+    rng = np.random.default_rng(0)
+    img = np.repeat(rng.normal(size=(4, 8)).astype(np.float32), 2, axis=0)  # 4 images x 2 trials
+    arrays = {"pred": img + 0.1, "true": img if true is None else true, "label": np.repeat(np.arange(4), 2) if label is None else label,
+              "subject": np.tile([1, 2], 4)}
+    arrays.update(tensors or {})
+    meta = {"image_ids": json.dumps([f"i{k // 2}" for k in range(8)] if ids is None else ids), "route": "image"}
+    if classes is not None:
+        meta["classes"] = json.dumps(classes)
+    save_tensors(path, arrays, meta)
+
+
+def _swap_targets(path: Path) -> None:
+    t = np.repeat(np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32), 2, axis=0)
+    t[1] = t[2]  # trial 1 (image i0) carries image i1's target
+    _predictions_file(path, true=t)
+
+
+PRED_CASES = {
+    "ids-not-a-list": (lambda p: _predictions_file(p, ids={"a": 1}), "list of strings"),
+    "ids-numbers": (lambda p: _predictions_file(p, ids=list(range(8))), "list of strings"),
+    "ids-too-few": (lambda p: _predictions_file(p, ids=["a"] * 3), "image_ids has 3"),
+    "one-id-two-targets": (_swap_targets, "two different targets"),
+    "one-id-two-labels": (lambda p: _predictions_file(p, label=np.arange(8)), "two different labels"),
+    "labels-float": (lambda p: _predictions_file(p, label=np.repeat(np.arange(4), 2) + 0.5), "integer"),
+    "pred-int": (lambda p: _predictions_file(p, tensors={"pred": np.ones((8, 8), np.int32)}), "floating-point"),
+    "classes-not-strings": (lambda p: _predictions_file(p, classes=[1, 2]), "'classes'"),
+}
+
+
+@pytest.mark.parametrize("case", list(PRED_CASES))
+def test_predictions_metadata_is_validated(tmp_path: Path, capsys, case: str) -> None:
+    write, expect = PRED_CASES[case]
+    write(tmp_path / "p.safetensors")
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out)])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert not out.exists()
