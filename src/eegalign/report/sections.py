@@ -141,8 +141,8 @@ def summary_section(inputs: ReportInputs) -> Section:
         f"{bname} baseline {percent(base['retrieval']['all_top1']['value'])}); "
         f"permutation p = {permutation_p(perm['permutation_p'], n_perm)}. "
         + (f"Class-prototype top-1 **{accuracy_with_ci(cls['top1'])}** (chance {percent(cls['top1']['chance'])}). " if cls else "")
-        + f"Mean cosine **{metrics['similarity']['cosine']['mean']:.4f}** vs {bname} baseline "
-        f"{base['similarity']['cosine']['mean']:.4f} (permutation p = {permutation_p(perm['permutation_p_cosine'], n_perm)})."
+        + f"Mean cosine **{number(metrics['similarity']['cosine']['mean'])}** vs {bname} baseline "
+        f"{number(base['similarity']['cosine']['mean'])} (permutation p = {permutation_p(perm['permutation_p_cosine'], n_perm)})."
     )
     head.p(f"**Verdict.** {verdict(metrics, bname)}")
     head.p(
