@@ -190,7 +190,7 @@ def evaluate_to_dir(
     ctx["train_targets"] = train.source if train is not None else None
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="evaluation", command="eegalign evaluate") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics, arrays, preds, ctx)

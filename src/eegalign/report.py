@@ -745,7 +745,7 @@ def write_comparison(
         gen_sections, gen_json, grids = _generation_comparison(gen_paths, out, routes, grid_trials)
         sections += gen_sections
         summary.update(gen_json)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="comparison", command="eegalign compare") as tmp:
         if fig is not None:
             import matplotlib.pyplot as plt
 

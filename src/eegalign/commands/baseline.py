@@ -29,14 +29,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from eegalign.data.cache import Cache
-    from eegalign.errors import DataError, EEGAlignError
+    from eegalign.errors import DataError
     from eegalign.io import atomic_dir, write_json
     from eegalign.models.baselines import DEFAULT_ALPHAS, fit_ridge, ridge_features
     from eegalign.predictions import Predictions
 
+    from eegalign.outputs import check_out
+
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise EEGAlignError(f"{out} already exists; pass --overwrite to replace it")
+    check_out(out, "ridge", inputs=[args.cache], overwrite=args.overwrite)
     cache = Cache.open(args.cache)
     idx = {s: cache.split_indices(s, args.subjects) for s in ("train", "validation", args.split)}
     for s, ix in idx.items():
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         classes=cache.classes,
         cache=str(cache.path),
     )
-    with atomic_dir(out, overwrite=args.overwrite) as tmp:
+    with atomic_dir(out, overwrite=args.overwrite, kind="ridge", command="eegalign baseline ridge") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "ridge.json", {
             "alpha": model.alpha, "bins": args.bins, "route": args.route, "split": args.split,

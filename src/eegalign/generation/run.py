@@ -229,7 +229,7 @@ def generate_images(
 
     kinds = ("eeg",) if settings.skip_true else KINDS
     eeg_embeds = match_norm(preds.pred, preds.true) if settings.match_norm else preds.pred
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="generation", command="eegalign generate") as tmp:
         (tmp / "images").mkdir()
         (tmp / "originals").mkdir()
         trials: list[dict[str, Any]] = []
@@ -417,7 +417,7 @@ def merge(
         strip = lambda d: {k: v for k, v in d.items() if k not in ("device", "resolved_device")}  # noqa: E731
         if any(ix.get(k) != first.get(k) for k in keys) or strip(ix["settings"]) != strip(first["settings"]):
             raise ConfigError(f"{p} was generated from other predictions or settings than {parts[0]}; cannot merge")
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="generation", command="eegalign generate") as tmp:
         trials: dict[int, dict[str, Any]] = {}
         for p, ix in zip(parts, indexes):
             for r in ix["trials"]:
