@@ -183,9 +183,13 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented, strict JSON (no NaN/Infinity), atomically."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    except ValueError as e:  # NaN or Infinity somewhere: not JSON, refuse before writing anything
+        raise DataError(f"refusing to write {Path(path).name}: a value is NaN or infinite, which strict JSON cannot hold ({e})") from e
     with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def _json_default(o: Any) -> Any:

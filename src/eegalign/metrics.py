@@ -23,26 +23,67 @@ EPS = 1e-12
 
 
 def flatten(x: np.ndarray) -> np.ndarray:
-    """``(N, ...) -> (N, F)`` as float32 (a view when possible)."""
+    """``(N, ...) -> (N, F)`` as float32, or float64 when given float64 (a view when possible)."""
     x = np.asarray(x)
-    return x.reshape(x.shape[0], -1).astype(np.float32, copy=False)
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    return x.reshape(x.shape[0], -1).astype(dtype, copy=False)
+
+
+def scaled_rows(x: np.ndarray, center: np.ndarray | None = None, chunk_elems: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (minus ``center``) divided by their largest absolute value, in float64 first.
+
+    Returns ``(rows (N, F) float32, scale (N,) float64)`` with ``x - center = scale * rows``. Every
+    entry of ``rows`` lies in [-1, 1], so products and norms of them neither overflow nor
+    underflow at any finite scale of ``x``: cosine and retrieval are computed from these. With
+    ``center`` the scale is at least the centre's largest absolute value, so ``center / scale``
+    is also in [-1, 1]. All-zero rows keep scale 1; rows with a NaN or Inf become all NaN.
+    """
+    x = np.asarray(x)
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    mu = None if center is None else np.asarray(center, dtype=np.float64).reshape(-1)
+    floor = 0.0 if mu is None else float(np.abs(mu).max(initial=0.0))
+    rows = np.empty(flat.shape, dtype=np.float32)
+    scale = np.ones(n, dtype=np.float64)
+    step = max(1, chunk_elems // max(1, flat.shape[1]))
+    for s in range(0, n, step):
+        block = flat[s : s + step].astype(np.float64)  # (b, F)
+        if mu is not None:
+            block -= mu
+        with np.errstate(invalid="ignore"):
+            big = np.maximum(np.abs(block).max(axis=1, initial=0.0), floor)  # (b,)
+        bad = ~np.isfinite(big)
+        big = np.where(bad | (big == 0), 1.0, big)
+        block /= big[:, None]
+        block[bad] = np.nan
+        rows[s : s + step] = block
+        scale[s : s + step] = big
+    return rows, scale
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm; all-zero rows stay zero (their cosine with anything is 0)."""
-    x = flatten(x)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, EPS)
+    """Rows scaled to unit L2 norm (float32, computed scale-free); all-zero rows stay zero."""
+    rows, _ = scaled_rows(x)
+    norm = np.sqrt(np.einsum("nf,nf->n", rows, rows, dtype=np.float64))
+    return (rows / np.maximum(norm, EPS)[:, None]).astype(np.float32)
+
+
+def _row_norms(rows: np.ndarray) -> np.ndarray:
+    """L2 norm of each row in float64: ``(N,)``."""
+    return np.sqrt(np.einsum("nf,nf->n", rows, rows, dtype=np.float64))
 
 
 def cosine_per_trial(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each prediction with its own target, trailing dims flattened: ``(N,)``."""
-    p, t = flatten(pred), flatten(true)
-    if p.shape != t.shape:
+    """Cosine similarity of each prediction with its own target, trailing dims flattened: ``(N,)``.
+
+    Scale-free: both sides are divided by their largest entry in float64 before any product.
+    """
+    if np.shape(pred)[0] != np.shape(true)[0] or np.size(pred) != np.size(true):
         raise ValueError(f"pred {np.shape(pred)} and true {np.shape(true)} differ in shape")
+    p, _ = scaled_rows(pred)
+    t, _ = scaled_rows(true)
     num = np.einsum("nf,nf->n", p, t, dtype=np.float64)
-    den = np.linalg.norm(p, axis=1).astype(np.float64) * np.linalg.norm(t, axis=1)
-    return (num / np.maximum(den, EPS)).astype(np.float64)
+    return num / np.maximum(_row_norms(p) * _row_norms(t), EPS)
 
 
 def candidates(true: np.ndarray, image_ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -65,9 +106,17 @@ def candidates(true: np.ndarray, image_ids: Sequence[str]) -> tuple[list[str], n
 def similarity_matrix(pred: np.ndarray, cands: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
     """Cosine similarity of every prediction with every candidate: ``(N, M)`` float32.
 
-    ``center`` (target-shaped) is subtracted from both sides before flattening.
+    ``center`` (target-shaped) is subtracted from both sides before flattening. Scale-free: each
+    row (minus the centre) is first divided by its largest entry in float64
+    (:func:`scaled_rows`), so the raw cosine is the same at any finite scale of the predictions.
+    A NaN/Inf prediction row scores -inf (never a hit).
     """
-    return similarity_matrices(pred, cands, center)[0]
+    p, _ = scaled_rows(pred, center)  # (N, F), entries in [-1, 1]
+    c, _ = scaled_rows(cands, center)  # (M, F)
+    dots = (p @ c.T).astype(np.float64)  # (N, F) @ (F, M) -> (N, M)
+    with np.errstate(invalid="ignore"):
+        sim = dots / np.maximum(np.outer(_row_norms(p), _row_norms(c)), EPS)
+    return _finite_or_worst(sim.astype(np.float32))
 
 
 def _finite_or_worst(sim: np.ndarray) -> np.ndarray:
@@ -81,31 +130,13 @@ def _finite_or_worst(sim: np.ndarray) -> np.ndarray:
 def similarity_matrices(
     pred: np.ndarray, cands: np.ndarray, center: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Centred and raw cosine matrices ``(N, M)`` from one matrix product.
+    """Centred and raw cosine matrices ``(N, M)``; without ``center`` both are the same object.
 
-    The product is taken on the centred vectors (the accurate, small differences); the raw dot
-    products follow exactly from ``p.c = (p-mu).(c-mu) + p.mu + mu.c - mu.mu``, with the
-    correction terms in float64. Without ``center`` both matrices are the same object.
+    Two products: deriving one from the other loses all precision at extreme scales (the raw
+    cosine of tiny predictions would drown in the centre).
     """
-    p, c = flatten(pred), flatten(cands)
-    if center is None:
-        dots = (p @ c.T).astype(np.float64)  # (N, F) @ (F, M) -> (N, M)
-        sim = dots / np.maximum(np.outer(np.linalg.norm(p, axis=1), np.linalg.norm(c, axis=1)), EPS)
-        sim = _finite_or_worst(sim.astype(np.float32))
-        return sim, sim
-    mu = np.asarray(center, dtype=np.float32).reshape(-1)
-    pc, cc = p - mu, c - mu  # (N, F), (M, F)
-    dots_c = (pc @ cc.T).astype(np.float64)  # (N, M)
-    pn_c = np.einsum("nf,nf->n", pc, pc).astype(np.float64)
-    cn_c = np.einsum("mf,mf->m", cc, cc).astype(np.float64)
-    p_mu, c_mu = (pc @ mu).astype(np.float64), (cc @ mu).astype(np.float64)  # (N,), (M,)
-    mu_mu = float(mu.astype(np.float64) @ mu)
-    # raw quantities from centred ones: p = pc + mu
-    dots = dots_c + p_mu[:, None] + c_mu[None, :] + mu_mu
-    pn, cn = pn_c + 2 * p_mu + mu_mu, cn_c + 2 * c_mu + mu_mu
-    sim_c = dots_c / np.maximum(np.sqrt(np.outer(pn_c, cn_c)), EPS)
-    sim_r = dots / np.maximum(np.sqrt(np.outer(np.maximum(pn, 0), np.maximum(cn, 0))), EPS)
-    return _finite_or_worst(sim_c.astype(np.float32)), _finite_or_worst(sim_r.astype(np.float32))
+    raw = similarity_matrix(pred, cands)
+    return (raw, raw) if center is None else (similarity_matrix(pred, cands, center), raw)
 
 
 def ranks(sim: np.ndarray, answer: np.ndarray) -> np.ndarray:
@@ -157,30 +188,41 @@ def per_trial_similarity(pred: np.ndarray, true: np.ndarray, chunk: int = 256) -
     text = true.ndim == 3
     if text:
         out.update(token_cosine=[], token_mse=[], token_l2=[])
+    chunk = max(1, min(chunk, 4_000_000 // max(1, true[0].size)))  # float64 blocks of ~32 MB
     for start in range(0, n, chunk):
-        t = true[start : start + chunk].astype(np.float32, copy=False)
-        p = (pred if pred.shape[0] == 1 else pred[start : start + chunk]).astype(np.float32, copy=False)
+        t = true[start : start + chunk].astype(np.float64)  # float64: squares of any float32 stay finite
+        p = (pred if pred.shape[0] == 1 else pred[start : start + chunk]).astype(np.float64)
         p = np.broadcast_to(p, t.shape)
         d = p - t  # (b, ...)
         b = len(t)
         f = d[0].size
         if text:  # per-token sums first; the global sums are their totals
             tok_pt, tok_pp, tok_tt, tok_dd = (
-                np.einsum("nsd,nsd->ns", x, y).astype(np.float64) for x, y in ((p, t), (p, p), (t, t), (d, d))
+                np.einsum("nsd,nsd->ns", x, y) for x, y in ((p, t), (p, p), (t, t), (d, d))
             )  # 4 x (b, S)
             pp, tt, pt, dd = tok_pp.sum(1), tok_tt.sum(1), tok_pt.sum(1), tok_dd.sum(1)
-            out["token_cosine"].append(tok_pt / np.maximum(np.sqrt(tok_pp * tok_tt), EPS))
+            out["token_cosine"].append(_cosine(tok_pt, tok_pp, tok_tt))
             out["token_mse"].append(tok_dd.mean(axis=1) / d.shape[2])
             out["token_l2"].append(np.sqrt(tok_dd).mean(axis=1))
         else:
-            pp, tt, pt, dd = (np.einsum("nf,nf->n", x, y).astype(np.float64) for x, y in ((p, p), (t, t), (p, t), (d, d)))
-        ad = np.add.reduce(np.abs(d).reshape(b, -1), axis=1, dtype=np.float64)
-        out["cosine"].append(pt / np.maximum(np.sqrt(pp * tt), EPS))
+            pp, tt, pt, dd = (np.einsum("nf,nf->n", x, y) for x, y in ((p, p), (t, t), (p, t), (d, d)))
+        ad = np.abs(d).reshape(b, -1).sum(axis=1)
+        out["cosine"].append(_cosine(pt, pp, tt))
         out["mse"].append(dd / f)
         out["l2"].append(np.sqrt(dd))
         out["l1"].append(ad)
         out["abs_diff"].append(ad / f)
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _cosine(pt: np.ndarray, pp: np.ndarray, tt: np.ndarray) -> np.ndarray:
+    """``pt / (|p| |t|)`` in float64, 0 where either side is all zero (no epsilon: scale-free)."""
+    den = np.sqrt(pp) * np.sqrt(tt)
+    out = np.zeros_like(pt)
+    ok = den > 0
+    out[ok] = pt[ok] / den[ok]
+    out[np.isnan(den) | np.isnan(pt)] = np.nan  # a diverged prediction stays visible
+    return out
 
 
 def mean_std(x: np.ndarray) -> dict[str, float]:
@@ -365,6 +407,23 @@ def permutation_test(
 
 
 # ----------------------------------------------------------------------------- everything at once
+
+
+def finite_or_null(obj: object) -> tuple[object, int]:
+    """A copy of a JSON-like tree with every NaN/Inf float replaced by None, and how many were.
+
+    metrics.json is strict JSON: ``NaN`` and ``Infinity`` are not JSON values.
+    """
+    if isinstance(obj, dict):
+        pairs = [(k, finite_or_null(v)) for k, v in obj.items()]
+        return {k: v for k, (v, _) in pairs}, sum(c for _, (_, c) in pairs)
+    if isinstance(obj, (list, tuple)):
+        items = [finite_or_null(v) for v in obj]
+        return [v for v, _ in items], sum(c for _, c in items)
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None, 1
+    return obj, 0
+
 
 KWAY = (2, 10, 50, 200)
 KWAY_THINGS = (2, 4, 10, 50, 100, 200)  # the THINGS-EEG2 literature reports 2-, 4-, 10-, 50-, 100-way and 200-way
@@ -586,4 +645,7 @@ def compute_metrics(
         "tie_rule": "rank = number of candidates scoring >= the correct one (ties count as misses)",
         "n_classes": int(len(np.unique(ref_labels))) if ref_labels is not None else None,
     }
+    metrics, replaced = finite_or_null(metrics)
+    if replaced:
+        metrics["settings"]["non_finite_values"] = f"{replaced} values were NaN or infinite (diverged predictions) and are null"
     return metrics, arrays

@@ -350,8 +350,8 @@ def _sections(metrics: dict, ctx: dict, figs: dict[str, str]) -> list[Section]:
         f"All-way top-1 retrieval **{_acc(r['all_top1'])}** (chance {_pct(r['all_top1']['chance'])}, {bname} baseline "
         f"{_pct(base['retrieval']['all_top1']['value'])}); permutation p = {_p(perm['permutation_p'], n_perm)}. "
         + (f"Class-prototype top-1 **{_acc(cls['top1'])}** (chance {_pct(cls['top1']['chance'])}). " if cls else "")
-        + f"Mean cosine **{metrics['similarity']['cosine']['mean']:.4f}** vs {bname} baseline "
-        f"{base['similarity']['cosine']['mean']:.4f} (permutation p = {_p(perm['permutation_p_cosine'], n_perm)})."
+        + f"Mean cosine **{_num(metrics['similarity']['cosine']['mean'])}** vs {bname} baseline "
+        f"{_num(base['similarity']['cosine']['mean'])} (permutation p = {_p(perm['permutation_p_cosine'], n_perm)})."
     )
     head.p(f"**Verdict.** {_verdict(metrics, bname)}")
     head.p(
