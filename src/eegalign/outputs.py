@@ -128,8 +128,8 @@ def check_replaceable(out: Path, kind: str) -> None:
         return
     what = f"an eegalign {KIND_NAMES.get(found, found)}" if found else "not an eegalign output"
     raise ConfigError(
-        f"{out} is {what}, not a {KIND_NAMES.get(kind, kind)}: --overwrite refuses to replace it "
-        f"(remove it yourself if you mean it, or choose another --out)"
+        f"{out} is {what}; --overwrite replaces only an earlier {KIND_NAMES.get(kind, kind)} (or an empty "
+        f"directory): remove it yourself if you mean it, or choose another --out"
     )
 
 
