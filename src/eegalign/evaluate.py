@@ -16,6 +16,7 @@ distinct train-split images (:func:`load_train_targets`).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +76,14 @@ def predict_checkpoint(
     batch_size: int = 64,
     device: str = "cpu",
     progress: bool = True,
+    allow_preprocessing_mismatch: bool = False,
 ) -> tuple[Predictions, dict[str, Any], Any]:
     """Run a checkpoint's encoder over one split of a cache.
 
     Returns ``(predictions, info, cache)``: ``info`` is ``load_encoder``'s record; the cache is
     opened once and handed back for the train targets. Raises :class:`DataError` when the
-    encoder's output shape or input size does not match the cache.
+    encoder's output shape or input size does not match the cache, or when the cache was prepared
+    differently from the checkpoint's training cache (unless ``allow_preprocessing_mismatch``).
     """
     import torch
     from tqdm.auto import tqdm
@@ -90,6 +93,9 @@ def predict_checkpoint(
 
     cache = Cache.open(cache_dir)
     encoder, info = load_encoder(ckpt)
+    from eegalign.data.preprocessing_record import check_preprocessing
+
+    check_preprocessing(info.get("preprocessing"), cache.manifest, f"checkpoint {ckpt}", allow_preprocessing_mismatch)
     route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
     if not cache.has_targets(route):
         raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
@@ -126,7 +132,7 @@ def predict_checkpoint(
         split=split,
         classes=list(cache.classes),
         cache=str(cache.path),
-        extra={"checkpoint": str(ckpt)},
+        extra={"checkpoint": str(ckpt), **({"loss": json.dumps(info["loss"])} if info.get("loss") else {})},
     )
     return pred, info, cache
 
@@ -190,6 +196,8 @@ def evaluate_to_dir(
     ctx["train_targets"] = train.source if train is not None else None
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
+    if train is not None:  # generate rescales norm-free predictions (InfoNCE, cosine) to it
+        preds.record_train_norm(train.embeddings)
     with atomic_dir(out, overwrite=overwrite, kind="evaluation", command="eegalign evaluate") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "metrics.json", metrics)

@@ -46,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
                    help="auto: float16 on CUDA, float32 elsewhere")
     g.add_argument("--safety-checker", action="store_true", help="keep the pipeline's NSFW safety checker (off by default)")
-    g.add_argument("--match-norm", action="store_true",
-                   help="rescale each prediction to the mean norm of the true embeddings (for cosine/contrastive-trained decoders)")
+    g.add_argument("--match-norm", nargs="?", const="test", default="auto", choices=["auto", "train", "test", "off"],
+                   help="rescale each prediction to a reference norm, keeping its direction: auto (default) = to the training "
+                        "targets' mean norm when the model was trained with a norm-free loss (InfoNCE, cosine); train; test "
+                        "(the true embeddings' mean norm; a bare --match-norm); off")
     g.add_argument("--skip-true", action="store_true", help="do not generate from the true embeddings (half the time)")
 
     s = parser.add_argument_group("trial selection (seeded with --seed)")

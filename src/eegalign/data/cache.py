@@ -401,7 +401,11 @@ class Cache:
         if missing or manifest is None:
             what = missing[0] if missing else "manifest.json (unreadable)"
             raise DataError(f"{path} is not a complete eegalign cache (no {what}); run `eegalign data prepare` again")
-        return cls(path, manifest)
+        from eegalign.data.cache_check import check_cache
+
+        cache = cls(path, manifest)
+        check_cache(cache)  # the files agree with each other, or one line saying what is wrong
+        return cache
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, n={len(self.meta)}, shape={self.n_chans}x{self.n_times})"
