@@ -93,9 +93,6 @@ def predict_checkpoint(
 
     cache = Cache.open(cache_dir)
     encoder, info = load_encoder(ckpt)
-    from eegalign.data.preprocessing_record import check_preprocessing
-
-    check_preprocessing(info.get("preprocessing"), cache.manifest, f"checkpoint {ckpt}", allow_preprocessing_mismatch)
     route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
     if not cache.has_targets(route):
         raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
@@ -113,6 +110,9 @@ def predict_checkpoint(
     rows = cache.split_indices(split)
     if len(rows) == 0:
         raise DataError(f"cache {cache.path} has no trials in split {split!r}")
+    from eegalign.data.preprocessing_record import check_preprocessing
+
+    check_preprocessing(info.get("preprocessing"), cache.manifest, f"checkpoint {ckpt}", allow_preprocessing_mismatch)
     device = resolve_device(device)
     encoder = encoder.to(device).eval()
     preds = []
