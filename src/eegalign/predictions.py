@@ -3,7 +3,10 @@
 Tensors: ``pred`` (N, D) or (N, 77, 768); ``true`` (same shape); ``label`` (N,) int64;
 ``subject`` (N,) int64. Metadata (str -> str): ``image_ids`` (JSON list of N strings),
 ``route`` (``image``/``text``), ``model``, ``split``; optional: ``classes`` (JSON list of the
-wnid of each integer label), ``cache`` (the cache directory the trials came from).
+wnid of each integer label), ``cache`` (the cache directory the trials came from),
+``train_target_norm`` (JSON: the mean L2 norm of the training targets, a number on the image route,
+one per token position on the text route; written by ``evaluate`` when it knows the train split),
+``loss`` (JSON: the training loss config of the checkpoint, ``{"class_path", "init_args"}``).
 
 Any decoder can write this file and be evaluated with ``eegalign evaluate --predictions``.
 """
@@ -21,6 +24,13 @@ from eegalign.errors import DataError
 from eegalign.io import load_tensors, save_tensors
 
 ROUTES = ("image", "text")
+TRAIN_NORM_KEY = "train_target_norm"
+LOSS_KEY = "loss"
+
+
+def mean_target_norm(targets: np.ndarray) -> np.ndarray:
+    """Mean L2 norm of (M, D) targets -> () array, or of (M, S, D) targets -> (S,) (per token position)."""
+    return np.linalg.norm(np.asarray(targets, dtype=np.float64), axis=-1).mean(axis=0)
 
 
 @dataclass
@@ -64,6 +74,30 @@ class Predictions:
             raise DataError(f"image_ids has {len(self.image_ids)} entries, expected {n}")
         if not (np.isfinite(self.pred).all() and np.isfinite(self.true).all()):
             raise DataError("predictions contain NaN or Inf values")
+
+    @property
+    def train_target_norm(self) -> np.ndarray | None:
+        """The recorded mean norm of the training targets (() or (S,) float64), or None if not recorded."""
+        if TRAIN_NORM_KEY not in self.extra:
+            return None
+        try:
+            return np.asarray(json.loads(self.extra[TRAIN_NORM_KEY]), dtype=np.float64)
+        except (json.JSONDecodeError, TypeError, ValueError) as e:
+            raise DataError(f"predictions metadata {TRAIN_NORM_KEY!r} is not a number or a list of numbers ({e})") from e
+
+    def record_train_norm(self, train_targets: np.ndarray) -> None:
+        """Store the mean norm of ``train_targets`` (same trailing shape as ``pred``) in the metadata."""
+        self.extra[TRAIN_NORM_KEY] = json.dumps(mean_target_norm(train_targets).tolist())
+
+    @property
+    def training_loss(self) -> str | None:
+        """The class name of the recorded training loss (e.g. ``InfoNCELoss``), or None if not recorded."""
+        try:
+            config = json.loads(self.extra.get(LOSS_KEY, "null"))
+        except json.JSONDecodeError:
+            return None
+        path = config.get("class_path") if isinstance(config, dict) else config
+        return str(path).rsplit(".", 1)[-1] if path else None
 
     def metadata(self) -> dict[str, str]:
         meta = dict(self.extra)

@@ -245,7 +245,7 @@ def write_comparison(
     for part in parts:
         sections += part.sections
         summary.update(part.summary)
-    with atomic_dir(request.out, overwrite=overwrite) as tmp:
+    with atomic_dir(request.out, overwrite=overwrite, kind="comparison", command="eegalign compare") as tmp:
         for part in parts:
             for rel, write in part.files:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
