@@ -198,7 +198,7 @@ def evaluate_to_dir(
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
     if train is not None:  # generate rescales norm-free predictions (InfoNCE, cosine) to it
         preds.record_train_norm(train.embeddings)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="evaluation", command="eegalign evaluate") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics, arrays, preds, ctx)

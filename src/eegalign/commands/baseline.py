@@ -35,13 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.models.baselines import DEFAULT_ALPHAS, fit_ridge, ridge_features
     from eegalign.predictions import Predictions
 
+    from eegalign.outputs import check_out
+
     if args.bins < 1:
         raise EEGAlignError(f"--bins must be a positive number of time bins, got {args.bins}")
     if args.alphas is not None and not all(np.isfinite(a) and a > 0 for a in args.alphas):
         raise EEGAlignError(f"--alphas must be positive, finite numbers, got {' '.join(f'{a:g}' for a in args.alphas)}")
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise EEGAlignError(f"{out} already exists; pass --overwrite to replace it")
+    check_out(out, "ridge", inputs=[args.cache], overwrite=args.overwrite)
     cache = Cache.open(args.cache)
     idx = {s: cache.split_indices(s, args.subjects) for s in ("train", "validation", args.split)}
     for s, ix in idx.items():
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         classes=cache.classes,
         cache=str(cache.path),
     )
-    with atomic_dir(out, overwrite=args.overwrite) as tmp:
+    with atomic_dir(out, overwrite=args.overwrite, kind="ridge", command="eegalign baseline ridge") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "ridge.json", {
             "alpha": model.alpha, "bins": bins, "route": args.route, "split": args.split,

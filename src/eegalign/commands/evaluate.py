@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
     for name in ("bootstrap", "permutations", "kway_draws", "batch_size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-    if Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
+    from eegalign.outputs import check_not_input, check_out
+
+    inputs = [args.ckpt, args.cache, args.predictions, args.train_targets, args.audit]
+    check_out(args.out, "evaluation", inputs=inputs, overwrite=args.overwrite)
     context: dict = {}
     if args.audit:
         context["audit"] = _checked_audit(args.audit, args.cache)
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from eegalign.predictions import Predictions
 
         preds = Predictions.load(args.predictions)
+        check_not_input(args.out, [preds.cache, preds.extra.get("checkpoint")])  # read for train targets / config
         context["predictions"] = str(args.predictions)
         if "checkpoint" in preds.extra:
             context["checkpoint"] = preds.extra["checkpoint"]

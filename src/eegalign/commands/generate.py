@@ -86,20 +86,23 @@ def run(args: argparse.Namespace) -> int:
         R.rescore(out, nway, grid_rows=args.grid_rows)
         print(f"N-way accuracy written to {out / R.INDEX} and {out / R.REPORT}")
         return 0
+    from eegalign.outputs import check_not_input, check_out
+
     if args.merge:
+        check_out(out, "generation", inputs=args.merge, overwrite=args.overwrite)
         R.merge(args.merge, out, nway=nway, grid_rows=args.grid_rows, overwrite=args.overwrite)
         print(f"merged {len(args.merge)} directories into {out}; report: {out / R.REPORT}")
         return 0
     if not args.predictions:
         raise ConfigError("pass --predictions FILE (or --nway-only / --merge DIR ... for existing outputs)")
-    if out.exists() and not args.overwrite:
-        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    check_out(out, "generation", inputs=[args.predictions, args.images], overwrite=args.overwrite)
     if args.steps < 1 or args.batch_size < 1:
         raise ConfigError("--steps and --batch-size must be >= 1")
 
     from eegalign.predictions import Predictions
 
     preds = Predictions.load(args.predictions)
+    check_not_input(out, [preds.cache])  # the originals are read from the cache's images/
     shard = R.parse_shard(args.shard)
     indices = R.select_trials(preds.label, per_class=args.per_class, limit=args.limit, seed=args.seed, shard=shard)
     parts = [f"per_class={args.per_class}" if args.per_class else None, f"limit={args.limit}" if args.limit else None,

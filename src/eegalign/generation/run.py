@@ -220,7 +220,7 @@ def generate_images(
     from eegalign.generation.norms import prepare_predictions
 
     eeg_embeds, norm_record = prepare_predictions(preds, settings.match_norm)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="generation", command="eegalign generate") as tmp:
         (tmp / "images").mkdir()
         (tmp / "originals").mkdir()
         trials: list[dict[str, Any]] = []
@@ -409,7 +409,7 @@ def merge(
         strip = lambda d: {k: v for k, v in d.items() if k not in ("device", "resolved_device")}  # noqa: E731
         if any(ix.get(k) != first.get(k) for k in keys) or strip(ix["settings"]) != strip(first["settings"]):
             raise ConfigError(f"{p} was generated from other predictions or settings than {parts[0]}; cannot merge")
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="generation", command="eegalign generate") as tmp:
         trials: dict[int, dict[str, Any]] = {}
         for p, ix in zip(parts, indexes):
             for r in ix["trials"]:
