@@ -90,6 +90,7 @@ def test_tiny_fit_writes_run_dir_and_loadable_checkpoints(
     assert info["encoder"]["name"] == "mlp" and info["encoder"]["preset"] == "small"
     assert info["encoder"]["n_chans"] == 128 and info["encoder"]["out_shape"] == [1024]  # linked from the data
     assert info["epoch"] == 0 and info["cache"] == str(small_cache)
+    assert info["preprocessing"]["norm"] == "global" and info["preprocessing"]["n_times"] == 440  # issue #13
     assert info["loss"]["class_path"] == "eegalign.losses.CombinedLoss"
     x = torch.randn(2, 128, 440)
     with torch.no_grad():

@@ -63,7 +63,8 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
     """Rebuild the encoder of an eegalign checkpoint and load its weights (``weights_only=True``).
 
     Returns ``(encoder, info)``; ``info`` has ``encoder`` (its config), ``route``, ``loss``,
-    ``epoch``, ``global_step``, ``cache`` (or None) and ``hyper_parameters``. The encoder is in
+    ``epoch``, ``global_step``, ``cache`` (or None), ``preprocessing`` (the training cache's
+    preprocessing record, or None) and ``hyper_parameters``. The encoder is in
     eval mode on the CPU.
     """
     ckpt = read_checkpoint(ckpt_path)
@@ -97,6 +98,7 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
         "route": meta.get("route"),
         "loss": meta.get("loss"),
         "cache": meta.get("cache"),
+        "preprocessing": meta.get("preprocessing"),  # None in checkpoints older than the record
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
         "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),

@@ -16,6 +16,7 @@ distinct train-split images (:func:`load_train_targets`).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +76,14 @@ def predict_checkpoint(
     batch_size: int = 64,
     device: str = "cpu",
     progress: bool = True,
+    allow_preprocessing_mismatch: bool = False,
 ) -> tuple[Predictions, dict[str, Any], Any]:
     """Run a checkpoint's encoder over one split of a cache.
 
     Returns ``(predictions, info, cache)``: ``info`` is ``load_encoder``'s record; the cache is
     opened once and handed back for the train targets. Raises :class:`DataError` when the
-    encoder's output shape or input size does not match the cache.
+    encoder's output shape or input size does not match the cache, or when the cache was prepared
+    differently from the checkpoint's training cache (unless ``allow_preprocessing_mismatch``).
     """
     import torch
     from tqdm.auto import tqdm
@@ -107,6 +110,9 @@ def predict_checkpoint(
     rows = cache.split_indices(split)
     if len(rows) == 0:
         raise DataError(f"cache {cache.path} has no trials in split {split!r}")
+    from eegalign.data.preprocessing_record import check_preprocessing
+
+    check_preprocessing(info.get("preprocessing"), cache.manifest, f"checkpoint {ckpt}", allow_preprocessing_mismatch)
     device = resolve_device(device)
     encoder = encoder.to(device).eval()
     preds = []
@@ -126,7 +132,7 @@ def predict_checkpoint(
         split=split,
         classes=list(cache.classes),
         cache=str(cache.path),
-        extra={"checkpoint": str(ckpt)},
+        extra={"checkpoint": str(ckpt), **({"loss": json.dumps(info["loss"])} if info.get("loss") else {})},
     )
     return pred, info, cache
 
@@ -190,7 +196,9 @@ def evaluate_to_dir(
     ctx["train_targets"] = train.source if train is not None else None
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    if train is not None:  # generate rescales norm-free predictions (InfoNCE, cosine) to it
+        preds.record_train_norm(train.embeddings)
+    with atomic_dir(out, overwrite=overwrite, kind="evaluation", command="eegalign evaluate") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics, arrays, preds, ctx)

@@ -80,6 +80,7 @@ class AlignmentModule(pl.LightningModule):
         self.loss = loss
         self.route = route
         self.cache = None if cache is None else str(cache)
+        self.preprocessing: dict[str, Any] | None = None  # the training cache's preprocessing record, from setup()
         self._outputs: list[dict[str, Tensor]] = []
         self._center: np.ndarray | None = None
         # (target_shape) when predict_residual, filled in setup() from the datamodule; empty otherwise
@@ -91,6 +92,10 @@ class AlignmentModule(pl.LightningModule):
             self.route = dm.route
         if self.cache is None and isinstance(getattr(dm, "cache", None), (str, os.PathLike)):
             self.cache = str(dm.cache)
+        if stage == "fit" and isinstance(getattr(getattr(dm, "cache", None), "manifest", None), dict):
+            from eegalign.data.preprocessing_record import preprocessing_record
+
+            self.preprocessing = preprocessing_record(dm.cache.manifest)  # recorded in every checkpoint
         if self.hparams.get("predict_residual") and self.target_offset.numel() == 0:
             if dm is None or not hasattr(dm, "train_target_mean"):
                 raise ConfigError("predict_residual needs a datamodule with train_target_mean() (EEGDataModule)")
@@ -243,11 +248,14 @@ class AlignmentModule(pl.LightningModule):
             "loss": _loss_config(self.loss),
             "route": self.route,
             "cache": self.cache,
+            "preprocessing": self.preprocessing,
             "rng": _rng_state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         info = checkpoint.get(CHECKPOINT_KEY) or {}
+        if self.preprocessing is None and isinstance(info.get("preprocessing"), dict):
+            self.preprocessing = info["preprocessing"]  # kept when a validate/test run saves again
         if info.get("rng"):
             _set_rng_state(info["rng"])
 

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--audit", help="an `eegalign audit` output directory: adds its leakage section to the report")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument(
+        "--allow-preprocessing-mismatch", action="store_true",
+        help="evaluate a checkpoint on a cache prepared differently from its training cache (other norm, band-pass, "
+        "sampling rate, channels or length); refused by default",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,15 +62,18 @@ def run(args: argparse.Namespace) -> int:
     for name in ("bootstrap", "permutations", "kway_draws", "batch_size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-    if Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
+    from eegalign.outputs import check_not_input, check_out
+
+    inputs = [args.ckpt, args.cache, args.predictions, args.train_targets, args.audit]
+    check_out(args.out, "evaluation", inputs=inputs, overwrite=args.overwrite)
     context: dict = {}
     if args.audit:
         context["audit"] = _checked_audit(args.audit, args.cache)
     if args.ckpt:
         if not args.cache:
             raise ConfigError("--ckpt needs --cache CACHE (the cache to predict)")
-        preds, info, cache = predict_checkpoint(args.ckpt, args.cache, args.split, args.batch_size, args.device)
+        preds, info, cache = predict_checkpoint(args.ckpt, args.cache, args.split, args.batch_size, args.device,
+                                                allow_preprocessing_mismatch=args.allow_preprocessing_mismatch)
         train = load_train_targets(args.train_targets, preds.route) if args.train_targets else train_targets_from_cache(cache, preds.route)
         context.update(
             checkpoint=str(args.ckpt), epoch=info.get("epoch"), loss=info.get("loss"), encoder=info.get("encoder"),
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from eegalign.predictions import Predictions
 
         preds = Predictions.load(args.predictions)
+        check_not_input(args.out, [preds.cache, preds.extra.get("checkpoint")])  # read for train targets / config
         context["predictions"] = str(args.predictions)
         if "checkpoint" in preds.extra:
             context["checkpoint"] = preds.extra["checkpoint"]

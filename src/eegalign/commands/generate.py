@@ -46,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
                    help="auto: float16 on CUDA, float32 elsewhere")
     g.add_argument("--safety-checker", action="store_true", help="keep the pipeline's NSFW safety checker (off by default)")
-    g.add_argument("--match-norm", action="store_true",
-                   help="rescale each prediction to the mean norm of the true embeddings (for cosine/contrastive-trained decoders)")
+    g.add_argument("--match-norm", nargs="?", const="test", default="auto", choices=["auto", "train", "test", "off"],
+                   help="rescale each prediction to a reference norm, keeping its direction: auto (default) = to the training "
+                        "targets' mean norm when the model was trained with a norm-free loss (InfoNCE, cosine); train; test "
+                        "(the true embeddings' mean norm; a bare --match-norm); off")
     g.add_argument("--skip-true", action="store_true", help="do not generate from the true embeddings (half the time)")
 
     s = parser.add_argument_group("trial selection (seeded with --seed)")
@@ -84,20 +86,23 @@ def run(args: argparse.Namespace) -> int:
         R.rescore(out, nway, grid_rows=args.grid_rows)
         print(f"N-way accuracy written to {out / R.INDEX} and {out / R.REPORT}")
         return 0
+    from eegalign.outputs import check_not_input, check_out
+
     if args.merge:
+        check_out(out, "generation", inputs=args.merge, overwrite=args.overwrite)
         R.merge(args.merge, out, nway=nway, grid_rows=args.grid_rows, overwrite=args.overwrite)
         print(f"merged {len(args.merge)} directories into {out}; report: {out / R.REPORT}")
         return 0
     if not args.predictions:
         raise ConfigError("pass --predictions FILE (or --nway-only / --merge DIR ... for existing outputs)")
-    if out.exists() and not args.overwrite:
-        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    check_out(out, "generation", inputs=[args.predictions, args.images], overwrite=args.overwrite)
     if args.steps < 1 or args.batch_size < 1:
         raise ConfigError("--steps and --batch-size must be >= 1")
 
     from eegalign.predictions import Predictions
 
     preds = Predictions.load(args.predictions)
+    check_not_input(out, [preds.cache])  # the originals are read from the cache's images/
     shard = R.parse_shard(args.shard)
     indices = R.select_trials(preds.label, per_class=args.per_class, limit=args.limit, seed=args.seed, shard=shard)
     parts = [f"per_class={args.per_class}" if args.per_class else None, f"limit={args.limit}" if args.limit else None,

@@ -111,6 +111,7 @@ def prepare_cache(
     from eegalign.data.sources import detect_format, read_source
     from eegalign.data.splits import resplit
     from eegalign.io import atomic_dir, write_json
+    from eegalign.outputs import check_writable
 
     out = Path(out)
     if norm not in NORMS:
@@ -178,7 +179,8 @@ def prepare_cache(
 
     if progress:
         _say(f"writing {out} ({records.eeg.nbytes / 2**30:.2f} GiB of EEG)")
-    with atomic_dir(out, overwrite=out.exists()) as tmp:
+    check_writable(out, need_bytes=_needed_bytes(records.eeg.nbytes))
+    with atomic_dir(out, overwrite=out.exists(), kind="cache", command="eegalign data prepare") as tmp:
         np.save(tmp / "eeg.npy", records.eeg)
         meta.to_parquet(tmp / "meta.parquet", index=False)
         (tmp / "images").mkdir()
@@ -264,6 +266,7 @@ def _prepare_things(plan: Any, source: Path, out: Path, *, params: dict[str, Any
 
     from eegalign.data.things import iter_blocks
     from eegalign.io import atomic_dir, write_json
+    from eegalign.outputs import check_writable
 
     meta = plan.meta
     if params.get("n_chans") is not None and params["n_chans"] != plan.n_chans:
@@ -272,7 +275,8 @@ def _prepare_things(plan: Any, source: Path, out: Path, *, params: dict[str, Any
     if progress:
         _say(f"streaming {shape[0]} trials of {shape[1]} x {shape[2]} ({shape[0] * shape[1] * shape[2] * 4 / 2**30:.2f} GiB) "
              f"from {len(params['subjects'])} subject(s) into {out}")
-    with atomic_dir(out, overwrite=out.exists()) as tmp:
+    check_writable(out, need_bytes=_needed_bytes(shape[0] * shape[1] * shape[2] * 4))
+    with atomic_dir(out, overwrite=out.exists(), kind="cache", command="eegalign data prepare") as tmp:
         stats = _stream_eeg(tmp / "eeg.npy", shape, iter_blocks(plan), meta["split"].to_numpy() == "train",
                             bandpass_hz=params["bandpass"], sfreq=params["sfreq"], norm=params["norm"], strict=strict,
                             progress=progress)
@@ -296,6 +300,14 @@ def _prepare_things(plan: Any, source: Path, out: Path, *, params: dict[str, Any
     _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
          f"{shape[1]} x {shape[2]}, {meta['image_id'].nunique()} images, one row per repetition")
     return out
+def _needed_bytes(eeg_bytes: int) -> int:
+    """Free space a new cache needs beside ``out``: its EEG plus 5% and 16 MiB for the rest.
+
+    A cache being replaced stays until the new one is complete, so its size is not counted as free.
+    """
+    return int(eeg_bytes * 1.05) + (16 << 20)
+
+
 def _split_params(split_by: str, fractions: tuple[float, float, float], seed: int) -> dict[str, Any]:
     """Split-protocol parameters for the fingerprint (none for ``source``: existing caches stay valid)."""
     from eegalign.data.splits import PROTOCOLS
@@ -389,7 +401,11 @@ class Cache:
         if missing or manifest is None:
             what = missing[0] if missing else "manifest.json (unreadable)"
             raise DataError(f"{path} is not a complete eegalign cache (no {what}); run `eegalign data prepare` again")
-        return cls(path, manifest)
+        from eegalign.data.cache_check import check_cache
+
+        cache = cls(path, manifest)
+        check_cache(cache)  # the files agree with each other, or one line saying what is wrong
+        return cache
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, n={len(self.meta)}, shape={self.n_chans}x{self.n_times})"

@@ -5,9 +5,10 @@ Two routes, one pipeline class (``StableDiffusionPipeline``, reference: SD 1.5):
 * image route: an IP-Adapter (reference ``h94/IP-Adapter``, ``models/ip-adapter_sd15``) is
   loaded with ``load_ip_adapter(..., image_encoder_folder=None)`` -- no CLIP image tower, we
   hand the pipeline ``ip_adapter_image_embeds``: one tensor per adapter, (B, 1, D), and under
-  classifier-free guidance (2B, 1, D) with the negative (zero) embeddings first, which is what
-  ``StableDiffusionPipeline.prepare_ip_adapter_image_embeds`` (diffusers 0.42) splits with
-  ``.chunk(2)``;
+  classifier-free guidance (2B, 1, D) with the negative (zero) embeddings first. The pipeline is
+  a :class:`~eegalign.generation.ip_batching.PerTrialPipeline`, which passes them to the UNet as
+  one row per image (the parent class would repeat them B times and mix the trials of a batch,
+  diffusers issue #9813), and a guard checks the IP tokens at every IP-Adapter attention layer;
 * text route: the predicted (B, 77, 768) text hidden states are the ``prompt_embeds``; the
   negative embeddings are the encoded empty prompt.
 
@@ -70,12 +71,12 @@ def load_sd_pipeline(
     scheduler: str | None = None,
     safety_checker: bool = False,
 ) -> "StableDiffusionPipeline":
-    """Load a Stable Diffusion 1.x pipeline from a local directory or a hub id.
+    """Load a Stable Diffusion 1.x pipeline (as a ``PerTrialPipeline``) from a local directory or a hub id.
 
     The safety checker is off by default: on ImageNet stimuli its false positives turn images
     black, which would bias the N-way accuracy; pass ``safety_checker=True`` to keep it.
     """
-    from diffusers import StableDiffusionPipeline
+    from eegalign.generation.ip_batching import PerTrialPipeline
 
     kw: dict[str, Any] = {**_dtype_kwarg(dtype), "low_cpu_mem_usage": _has_accelerate()}
     if not safety_checker:
@@ -83,7 +84,7 @@ def load_sd_pipeline(
     sd_model = resolve_pretrained(sd_model, "Stable Diffusion model", "--sd-model")
     local = Path(sd_model)
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(sd_model, **kw)
+        pipe = PerTrialPipeline.from_pretrained(sd_model, **kw)
     except Exception as e:
         if local.is_dir():
             raise WeightsError(f"could not load a Stable Diffusion pipeline from {local}: {first_line(e)}") from e
@@ -138,7 +139,11 @@ def add_ip_adapter(
     subfolder: str | None = None,
     scale: float = 1.0,
 ) -> int:
-    """Load an IP-Adapter into ``pipe`` without its CLIP image encoder; return its image embedding dim."""
+    """Load an IP-Adapter into ``pipe`` without its CLIP image encoder; return its image embedding dim.
+
+    Also installs the guard that fails with ``TrialMixingError`` if the IP tokens reaching an attention
+    layer would mix the trials of a batch.
+    """
     source, sub, name = resolve_ip_adapter(spec, weight_name, subfolder)
     local = Path(source).is_dir()
     from diffusers.utils import logging as dlogging
@@ -158,6 +163,10 @@ def add_ip_adapter(
     finally:
         dlogging.set_verbosity(verbosity)
     pipe.set_ip_adapter_scale(scale)
+    from eegalign.generation.ip_batching import install_trial_mixing_guard
+
+    if install_trial_mixing_guard(pipe.unet) == 0:
+        raise WeightsError(f"the IP-Adapter {spec!r} installed no IP-Adapter attention processor in the UNet")
     layers = pipe.unet.encoder_hid_proj.image_projection_layers
     proj = layers[0]
     linear = getattr(proj, "image_embeds", None)
@@ -187,9 +196,11 @@ def generate_batch(
     prompt: str = "",
     negative_text: "torch.Tensor | None" = None,
 ) -> list["Image.Image"]:
-    """Generate one image per row of ``embeds`` with its own seed.
+    """Generate one image per row of ``embeds`` with its own seed; image i depends on row i and seed i only.
 
     Args:
+        pipe: from :func:`load_sd_pipeline` (a ``PerTrialPipeline``; on the image route with the
+            IP-Adapter of :func:`add_ip_adapter`).
         embeds: image route (B, D) pooled CLIP image embeddings; text route (B, 77, 768).
         seeds: B seeds, one per image (a CPU generator each).
         negative_text: text route only, (1, 77, 768) encoded empty prompt.
@@ -212,6 +223,10 @@ def generate_batch(
     cfg = guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
     embeds = embeds.to(device=device, dtype=dtype)
     if route == "image":
+        from eegalign.generation.ip_batching import PerTrialPipeline
+
+        if b > 1 and not isinstance(pipe, PerTrialPipeline):
+            raise TypeError(f"a {type(pipe).__name__} would mix the trials of an IP-Adapter batch: use load_sd_pipeline")
         pos = embeds[:, None, :]  # (B, D) -> (B, 1, D)
         ip = torch.cat([torch.zeros_like(pos), pos]) if cfg else pos  # (2B, 1, D): negative first
         out = pipe(prompt=[prompt] * b, ip_adapter_image_embeds=[ip], **common)

@@ -54,7 +54,7 @@ class GenerationSettings:
     batch_size: int = 4
     safety_checker: bool = False
     skip_true: bool = False
-    match_norm: bool = False
+    match_norm: str = "auto"  # auto | train | test | off (eegalign.generation.norms)
 
 
 @dataclass
@@ -109,17 +109,6 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise ConfigError(f"--shard must look like 0/4, got {text!r}") from e
     select_trials(np.zeros(1), shard=(i, n))  # validates the range
     return i, n
-
-
-def match_norm(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Rescale each prediction to the mean L2 norm of the true embeddings (per token position for
-    (N, 77, 768)), keeping its direction. For decoders trained with a cosine or contrastive loss,
-    whose output norm is arbitrary while IP-Adapter / the UNet respond to the norm. The reference
-    norm is one constant over the whole file (per token position), not the trial's own target."""
-    pred = np.asarray(pred, dtype=np.float32)
-    ref = np.linalg.norm(true, axis=-1).mean(axis=0)  # () image route, (77,) text route
-    norms = np.linalg.norm(pred, axis=-1, keepdims=True)  # (N, 1) or (N, 77, 1)
-    return (pred / np.maximum(norms, 1e-12) * ref[..., None]).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- class names / originals
@@ -228,8 +217,10 @@ def generate_images(
         negative_text = P.encode_empty_prompt(pipe, device)
 
     kinds = ("eeg",) if settings.skip_true else KINDS
-    eeg_embeds = match_norm(preds.pred, preds.true) if settings.match_norm else preds.pred
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    from eegalign.generation.norms import prepare_predictions
+
+    eeg_embeds, norm_record = prepare_predictions(preds, settings.match_norm)
+    with atomic_dir(out, overwrite=overwrite, kind="generation", command="eegalign generate") as tmp:
         (tmp / "images").mkdir()
         (tmp / "originals").mkdir()
         trials: list[dict[str, Any]] = []
@@ -276,7 +267,8 @@ def generate_images(
         index: dict[str, Any] = {
             "predictions": predictions_path, "model": preds.model, "route": route, "split": preds.split,
             "n_trials_total": preds.n, "images_dir": str(images_dir) if images_dir else None,
-            "settings": recorded, "selection": selection or {}, "trials": trials, "grids": [], "nway": None,
+            "settings": recorded, "match_norm": norm_record, "selection": selection or {}, "trials": trials,
+            "grids": [], "nway": None,
         }
         finish(tmp, index, nway=nway, grid_rows=grid_rows)
     return index
@@ -417,7 +409,7 @@ def merge(
         strip = lambda d: {k: v for k, v in d.items() if k not in ("device", "resolved_device")}  # noqa: E731
         if any(ix.get(k) != first.get(k) for k in keys) or strip(ix["settings"]) != strip(first["settings"]):
             raise ConfigError(f"{p} was generated from other predictions or settings than {parts[0]}; cannot merge")
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="generation", command="eegalign generate") as tmp:
         trials: dict[int, dict[str, Any]] = {}
         for p, ix in zip(parts, indexes):
             for r in ix["trials"]:

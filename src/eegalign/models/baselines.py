@@ -311,6 +311,8 @@ DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 6, 15))
 def ridge_features(eeg: np.ndarray, bins: int = 11, chunk: int = 512) -> np.ndarray:
     """(N, C, T) array or memmap -> (N, C*bins) float64 time-binned channel means, read in chunks."""
     n, c, t = eeg.shape
+    if bins < 1:
+        raise ConfigError(f"--bins must be at least 1, got {bins}")
     bins = min(bins, t)
     edges = np.linspace(0, t, bins + 1).round().astype(int)
     out = np.empty((n, c * bins), dtype=np.float64)
@@ -356,8 +358,8 @@ def fit_ridge(
     x_*: (N, P) features; y_*: (N, *target_shape). Features are standardised and targets centred
     with training statistics only. The returned coefficients are fitted on the training split only.
     """
-    if len(alphas) == 0 or min(alphas) <= 0:
-        raise ConfigError("ridge alphas must be a non-empty list of positive numbers")
+    if len(alphas) == 0 or not all(np.isfinite(float(a)) and float(a) > 0 for a in alphas):
+        raise ConfigError(f"ridge alphas must be a non-empty list of positive, finite numbers, got {list(alphas)}")
     if len(x_train) < 2 or len(x_val) < 1:
         raise EEGAlignError("ridge needs at least 2 training and 1 validation trials")
     shape = tuple(y_train.shape[1:])

