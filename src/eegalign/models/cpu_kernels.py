@@ -22,8 +22,6 @@ What they do (each the same function and the same dropout distribution as the pl
   no hidden mask.
 - dropout with a boolean mask from ``uniform_`` (:class:`Dropout`), cheaper than ``bernoulli_``.
 - tall-skinny products in row blocks that fit in L2 (:func:`matmul_rows`; EEGformer's mixing).
-- NervFormer's Conv(1 x 25) -> AvgPool(1 x 51, stride 5): moving average first, then the
-  convolution with stride 5 (both linear, so they commute; 5.6x fewer multiply-adds).
 - EEGNet's temporal conv -> BatchNorm -> spatial conv (linear up to the ELU): electrodes mixed
   first, the first BatchNorm's batch statistics computed exactly from the input's lagged moments
   (running statistics updated as ``nn.BatchNorm2d`` does), the (B, 48, 128, 440) tensor never built.
@@ -43,7 +41,6 @@ from torch import nn
 from eegalign.models.eegformer import MixedTokens
 from eegalign.models.eegnet_transformer import TemporalSpatial
 from eegalign.models.layers import PostNormEncoderLayer, PreNormBlock, SelfAttention
-from eegalign.models.nervformer import ConvPool
 
 
 def _cpu_fp32(x: torch.Tensor) -> bool:
@@ -488,14 +485,6 @@ class FastMixedTokens(MixedTokens):
         return self.blocks(x).view(b, g, n, d)
 
 
-class PooledFirstConvPool(ConvPool):
-    """:class:`ConvPool` computed as the moving average first, then the convolution with the pool's stride."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.avg_pool2d(x, (1, self.pool_size), (1, 1))  # (B, Cin, H, T - pool + 1)
-        return F.conv2d(x, self.conv.weight, self.conv.bias, stride=(1, self.pool_stride))
-
-
 class FusedTemporalSpatial(TemporalSpatial):
     """:class:`TemporalSpatial` (conv -> BatchNorm -> depthwise spatial conv) with the electrodes mixed first."""
 
@@ -543,7 +532,6 @@ FAST_BLOCKS: dict[type[nn.Module], type[nn.Module]] = {
     PostNormEncoderLayer: FastPostNormEncoderLayer,
     PreNormBlock: FastPreNormBlock,
     MixedTokens: FastMixedTokens,
-    ConvPool: PooledFirstConvPool,
     TemporalSpatial: FusedTemporalSpatial,
     nn.Dropout: Dropout,
 }
