@@ -69,6 +69,24 @@ def load_train_targets(path: str | os.PathLike, route: str) -> TrainTargets:
     return TrainTargets(emb, lab, str(path))
 
 
+def _check_encoder_fits_cache(encoder: Any, cache: Any, route: str, ckpt: str | os.PathLike) -> None:
+    """Raise :class:`DataError` unless the cache has the route's targets in the encoder's output shape
+    and EEG of the encoder's input size."""
+    if not cache.has_targets(route):
+        raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
+    target_shape = cache.target_shape(route)
+    out_shape = tuple(int(d) for d in encoder.out_shape)
+    if out_shape != target_shape:
+        raise DataError(
+            f"checkpoint {ckpt} predicts {out_shape} but the cache's {route} targets are {target_shape}: wrong route or cache"
+        )
+    if (encoder.n_chans, encoder.n_times) != (cache.n_chans, cache.n_times):
+        raise DataError(
+            f"checkpoint {ckpt} expects EEG of {encoder.n_chans} x {encoder.n_times} but the cache holds "
+            f"{cache.n_chans} x {cache.n_times}"
+        )
+
+
 def predict_checkpoint(
     ckpt: str | os.PathLike,
     cache_dir: str | os.PathLike,
@@ -94,19 +112,7 @@ def predict_checkpoint(
     cache = Cache.open(cache_dir)
     encoder, info = load_encoder(ckpt)
     route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
-    if not cache.has_targets(route):
-        raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
-    target_shape = cache.target_shape(route)
-    out_shape = tuple(int(d) for d in encoder.out_shape)
-    if out_shape != target_shape:
-        raise DataError(
-            f"checkpoint {ckpt} predicts {out_shape} but the cache's {route} targets are {target_shape}: wrong route or cache"
-        )
-    if (encoder.n_chans, encoder.n_times) != (cache.n_chans, cache.n_times):
-        raise DataError(
-            f"checkpoint {ckpt} expects EEG of {encoder.n_chans} x {encoder.n_times} but the cache holds "
-            f"{cache.n_chans} x {cache.n_times}"
-        )
+    _check_encoder_fits_cache(encoder, cache, route, ckpt)
     rows = cache.split_indices(split)
     if len(rows) == 0:
         raise DataError(f"cache {cache.path} has no trials in split {split!r}")
@@ -135,6 +141,16 @@ def predict_checkpoint(
         extra={"checkpoint": str(ckpt), **({"loss": json.dumps(info["loss"])} if info.get("loss") else {})},
     )
     return pred, info, cache
+
+
+def _run_context(preds: Predictions, train: TrainTargets | None, context: dict[str, Any] | None) -> dict[str, Any]:
+    """The report's provenance: ``context`` with the model, split and cache of ``preds`` and the train targets' source."""
+    ctx = dict(context or {})
+    ctx.setdefault("model", preds.model)
+    ctx.setdefault("split", preds.split)
+    ctx.setdefault("cache", preds.cache)
+    ctx["train_targets"] = train.source if train is not None else None
+    return ctx
 
 
 def evaluate_to_dir(
@@ -175,25 +191,13 @@ def evaluate_to_dir(
         flush=True,
     )
     metrics, arrays = compute_metrics(
-        preds.pred,
-        preds.true,
-        preds.image_ids,
-        preds.label,
-        preds.subject,
+        preds.pred, preds.true, preds.image_ids, preds.label, preds.subject,
         train_targets=None if train is None else train.embeddings,
         train_labels=None if train is None else train.labels,
-        n_boot=n_boot,
-        n_perm=n_perm,
-        kway_draws=kway_draws,
-        seed=seed,
-        average_trials=average_trials,
+        n_boot=n_boot, n_perm=n_perm, kway_draws=kway_draws, seed=seed, average_trials=average_trials,
         **({"kway": tuple(kway)} if kway else {}),
     )
-    ctx = dict(context or {})
-    ctx.setdefault("model", preds.model)
-    ctx.setdefault("split", preds.split)
-    ctx.setdefault("cache", preds.cache)
-    ctx["train_targets"] = train.source if train is not None else None
+    ctx = _run_context(preds, train, context)
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
     if train is not None:  # generate rescales norm-free predictions (InfoNCE, cosine) to it

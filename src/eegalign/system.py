@@ -56,6 +56,10 @@ class AlignmentModule(pl.LightningModule):
             and :func:`load_encoder` applies it). Off in the reference configs. On raw CLIP text states
             (large, nearly constant start/padding tokens) a network whose output starts near 0 can
             collapse to predicting the mean; starting from the mean it learns the deviations.
+        cpu_kernels: swap eegalign's CPU training kernels into the encoder
+            (:func:`eegalign.models.use_cpu_kernels`: same state dict, same function; faster on an
+            idle CPU, slower when other processes compete for the cores; docs/performance.md).
+            Off by default; the kernels step aside by themselves on GPUs and under autocast.
     """
 
     def __init__(
@@ -72,11 +76,16 @@ class AlignmentModule(pl.LightningModule):
         cache: str | None = None,
         fused_adamw: bool = True,
         predict_residual: bool = False,
+        cpu_kernels: bool = False,
     ) -> None:
         super().__init__()
         _check_optimiser_settings(lr, weight_decay, betas, eta_min, warmup_epochs)
         # encoder/loss are objects: recorded as plain configs in on_save_checkpoint instead.
         self.save_hyperparameters(ignore=["encoder", "loss"])
+        if cpu_kernels:
+            from eegalign.models.cpu_kernels import use_cpu_kernels
+
+            use_cpu_kernels(encoder)
         self.encoder = encoder
         self.loss = loss
         self.route = route

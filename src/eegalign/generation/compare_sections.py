@@ -27,15 +27,21 @@ EMBEDDING_ROWS = (("retrieval", "all_top1"), ("retrieval", "all_top5"), ("retrie
                   ("classification", "top1"))
 
 
-def _cell(entry: dict[str, Any] | None, pct: bool) -> str:
+def _three_decimals(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _summary_cell(entry: dict[str, Any] | None, as_percent: bool) -> str:
     """``value [lo, hi]; chance c`` of one summary entry ("n/a" when the run lacks it)."""
     if not entry or entry.get("value") is None:
         return "n/a"
-    f = (lambda x: "n/a" if x is None else f"{100 * x:.1f}%") if pct else (lambda x: "n/a" if x is None else f"{x:.3f}")
+    from eegalign.report.format import percent
+
+    show = percent if as_percent else _three_decimals
     ci = entry.get("ci95") or [None, None]
-    text = f"{f(entry['value'])} [{f(ci[0])}, {f(ci[1])}]"
+    text = f"{show(entry['value'])} [{show(ci[0])}, {show(ci[1])}]"
     if entry.get("chance") is not None:
-        text += f"; chance {f(entry['chance'])}"
+        text += f"; chance {show(entry['chance'])}"
     return text
 
 
@@ -76,7 +82,7 @@ def side_by_side_section(runs: list[GenerationRun]) -> "Section":
         "shuffled-trials baseline row."
     )
     rows = summary_rows(runs)
-    body = [[label, *[_cell(*cells[r.name]) if r.name in cells else "n/a" for r in runs]] for label, cells in rows.items()]
+    body = [[label, *[_summary_cell(*cells[r.name]) if r.name in cells else "n/a" for r in runs]] for label, cells in rows.items()]
     sec.table(["metric", *[r.name for r in runs]], body)
     return sec
 
