@@ -307,3 +307,30 @@ def test_embed_refuses_corrupt_jpeg(cache_copy: Path, tmp_path: Path, capsys, da
     line = _one_error_line(rc, capsys.readouterr().err)
     assert img.name in line and "not a readable image" in line
     assert (cache_copy / "targets" / "image.safetensors").read_bytes() == before  # nothing replaced
+
+
+# ----------------------------------------------------------------------------- prepare: concurrency, output inside the source
+
+
+def test_second_prepare_into_the_same_out_is_refused_while_the_first_writes(synthetic_dir: Path, tmp_path: Path, capsys) -> None:
+    from eegalign.data.cache import _exclusive_prepare
+
+    out = tmp_path / "cache"
+    with _exclusive_prepare(out):  # what a running `prepare --out cache` holds
+        rc = main(["data", "prepare", "--source", str(synthetic_dir), "--out", str(out), "--norm", "channel"])
+        line = _one_error_line(rc, capsys.readouterr().err)
+    assert "another `eegalign data prepare`" in line and f"pid {__import__('os').getpid()}" in line
+    assert not out.exists()
+    assert main(["data", "prepare", "--source", str(synthetic_dir), "--out", str(out)]) == 0  # free again
+
+
+def test_identical_prepare_rerun_inside_its_source_reuses_the_cache(synthetic_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(synthetic_dir, src)
+    argv = ["data", "prepare", "--source", str(src), "--out", str(src / "cache")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "reusing cache" in capsys.readouterr().err
