@@ -23,7 +23,8 @@ ENCODER_HELP = (
     "Encoders: eegalign.models.NervFormer, EEGFormer, EEGNetTransformer, NICE, MLPEncoder, Braindecode* "
     "(`eegalign models` lists them). One encoder's hyperparameters, each typed with its default and a "
     "line of documentation: `eegalign fit --model.encoder.help eegalign.models.NervFormer`; set one with "
-    "`--model.encoder.init_args.NAME VALUE` (e.g. --model.encoder.init_args.n_heads 4)."
+    "`--model.encoder.init_args.NAME VALUE` (e.g. --model.encoder.init_args.n_heads 4). "
+    "`--model.cpu_kernels true` swaps in the CPU training kernels (same weights; docs/performance.md)."
 )
 
 
