@@ -229,8 +229,9 @@ FIT_ONE = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "-
            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-@pytest.mark.parametrize("case, expect", [("lr-nan", "model.lr"), ("lr-negative", "model.lr"), ("gpu", "--trainer.accelerator cpu"),
-                                          ("binary-config", "not a text file")])
+@pytest.mark.parametrize("case, expect", [pytest.param("lr-nan", "model.lr", marks=pytest.mark.slow),
+                                          pytest.param("lr-negative", "model.lr", marks=pytest.mark.slow),
+                                          ("gpu", "--trainer.accelerator cpu"), ("binary-config", "not a text file")])
 def test_lightning_configuration_errors(small_cache: Path, tmp_path: Path, case: str, expect: str) -> None:
     from importlib import resources
 
@@ -247,6 +248,20 @@ def test_lightning_configuration_errors(small_cache: Path, tmp_path: Path, case:
     assert not list(run.rglob("*.ckpt"))
 
 
+@pytest.mark.parametrize("bad", [{"lr": float("nan")}, {"lr": -1.0}, {"lr": 0.0}, {"weight_decay": float("inf")},
+                                 {"betas": (0.9, 1.5)}, {"warmup_epochs": -1}])
+def test_optimiser_settings_are_validated(bad: dict) -> None:
+    """What `lr: .nan` / `lr: -1` in a config reach (the subprocess cases above are marked slow)."""
+    from eegalign.errors import ConfigError
+    from eegalign.losses import MSELoss
+    from eegalign.models import build_model
+    from eegalign.system import AlignmentModule
+
+    enc = build_model("mlp", n_chans=4, n_times=8, out_shape=(3,), hidden=4)
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        AlignmentModule(enc, MSELoss(), **bad)
+
+
 def _pickle_payload(path: Path, flag: Path, wrap=lambda obj: {"state_dict": {}, "evil": obj}) -> None:
     import torch
 
@@ -257,7 +272,8 @@ def _pickle_payload(path: Path, flag: Path, wrap=lambda obj: {"state_dict": {}, 
     torch.save(wrap(Payload()), path)
 
 
-@pytest.mark.parametrize("subcommand", ["fit", "validate", "predict"])
+@pytest.mark.parametrize("subcommand", [pytest.param("fit", marks=pytest.mark.slow), "validate",
+                                        pytest.param("predict", marks=pytest.mark.slow)])
 def test_pickled_ckpt_path_is_refused_without_torch_advice(small_cache: Path, tmp_path: Path, subcommand: str) -> None:
     from importlib import resources
 
@@ -289,12 +305,13 @@ def _tiny_clip_dir(path: Path, pickled_flag: Path | None = None) -> Path:
     return path
 
 
-def test_embed_refuses_pickled_bin_weights(small_cache: Path, tmp_path: Path) -> None:
+def test_embed_refuses_pickled_bin_weights(small_cache: Path, tmp_path: Path, capsys) -> None:
     flag = tmp_path / "pwned"
     model = _tiny_clip_dir(tmp_path / "clip", flag)
-    r = _cli("embed", "--cache", str(small_cache), "--route", "image", "--image-model", str(model), "--device", "cpu")
-    line = _one_error_line(r.returncode, r.stderr)
-    assert "never unpickles" in line and "trust" not in r.stderr and not flag.exists()
+    rc = main(["embed", "--cache", str(small_cache), "--route", "image", "--image-model", str(model), "--device", "cpu"])
+    err = capsys.readouterr().err
+    line = _one_error_line(rc, err)
+    assert "never unpickles" in line and "trust" not in err and not flag.exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated-header", "truncated-data"])
