@@ -334,3 +334,21 @@ def test_identical_prepare_rerun_inside_its_source_reuses_the_cache(synthetic_di
     capsys.readouterr()
     assert main(argv) == 0
     assert "reusing cache" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- generate: impossible N-way before any image
+
+
+@pytest.mark.parametrize("args, expect", [(["--nway", "5000"], "at most 1000"), (["--nway", "10", "--topk", "11"], "--topk"),
+                                          (["--nway", "1"], ">= 2")], ids=["nway-above-classes", "topk-above-nway", "nway-1"])
+def test_generate_checks_nway_before_generating(tmp_path: Path, capsys, args: list[str], expect: str) -> None:
+    """No Stable Diffusion model exists here: the refusal must come first, naming --nway/--topk, not the model."""
+    _predictions_file(tmp_path / "p.safetensors")
+    out = tmp_path / "gen"
+    rc = main(["generate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out), "--classifier",
+               str(tmp_path / "no-classifier"), "--sd-model", str(tmp_path / "no-sd"), *args])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    assert expect in line and "--sd-model" not in line and not out.exists()
+    for mode in (["--nway-only"], ["--merge", str(tmp_path / "a"), str(tmp_path / "b")]):
+        rc = main(["generate", "--out", str(out), "--classifier", "c", *mode, *args])
+        assert expect in _one_error_line(rc, capsys.readouterr().err)

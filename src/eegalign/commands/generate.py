@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     nway, recon = _scoring_settings(args, R)
+    from eegalign.generation.settings import validate_scoring
+
+    validate_scoring(nway, recon, args.grid_rows)  # every mode: --nway/--topk refused before any model or image
     if args.nway_only:
         if nway is None:
             raise ConfigError("--nway-only needs --classifier M (an ImageNet-1k classifier)")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from eegalign.errors import ConfigError
 
+N_CLASSIFIER_CLASSES = 1000  # N-way candidates are ImageNet-1k classes (generation.classify.N_IMAGENET)
+
 INDEX = "generation.json"
 REPORT = "generation.html"
 GENERATED_SETS = ("eeg", "true")
@@ -130,6 +132,9 @@ def validate_scoring(nway: NWaySettings | None, recon: ReconSettings | None, gri
     if nway is not None:
         if min(nway.ns) < 2 or min(nway.ks) < 1 or any(k > n for n in nway.ns for k in nway.ks):
             raise ConfigError(f"--nway N must be >= 2 and --topk k in [1, N]: got N {list(nway.ns)}, k {list(nway.ks)}")
+        if max(nway.ns) > N_CLASSIFIER_CLASSES:  # candidates are the classifier's classes: checked before generating
+            raise ConfigError(f"--nway N must be at most {N_CLASSIFIER_CLASSES} (the ImageNet-1k classifier's classes), "
+                              f"got {max(nway.ns)}")
         if nway.draws < 1 or nway.n_boot < 1:
             raise ConfigError("--draws and --n-boot must be >= 1")
     if recon is not None and recon.n_boot < 1:
