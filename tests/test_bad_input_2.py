@@ -189,6 +189,7 @@ PRED_CASES = {
     "labels-float": (lambda p: _predictions_file(p, label=np.repeat(np.arange(4), 2) + 0.5), "integer"),
     "pred-int": (lambda p: _predictions_file(p, tensors={"pred": np.ones((8, 8), np.int32)}), "floating-point"),
     "classes-not-strings": (lambda p: _predictions_file(p, classes=[1, 2]), "'classes'"),
+    "labels-beyond-classes": (lambda p: _predictions_file(p, classes=["a", "b"]), "labels span 0..3"),
 }
 
 

@@ -79,6 +79,9 @@ class Predictions:
                 raise DataError(f"{name} must hold floating-point values, not {arr.dtype}")
         if not (np.isfinite(self.pred).all() and np.isfinite(self.true).all()):
             raise DataError("predictions contain NaN or Inf values")
+        if self.classes is not None and n and (self.label.min() < 0 or self.label.max() >= len(self.classes)):
+            raise DataError(f"labels span {int(self.label.min())}..{int(self.label.max())} but 'classes' names "
+                            f"{len(self.classes)} classes (labels 0..{len(self.classes) - 1})")
         _check_one_target_per_image(self.true, self.label, self.image_ids)
 
     @property
