@@ -278,8 +278,8 @@ def _check_optimiser_settings(lr: float, weight_decay: float, betas: Any, eta_mi
     def bad(x: Any) -> bool:
         return isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)
 
-    if bad(lr) or lr <= 0:
-        raise ConfigError(f"model.lr must be a positive, finite number, got {lr!r}")
+    if bad(lr) or lr < 0:  # 0 is allowed (a frozen model, as AdamW allows)
+        raise ConfigError(f"model.lr must be a finite number >= 0, got {lr!r}")
     if bad(weight_decay) or weight_decay < 0:
         raise ConfigError(f"model.weight_decay must be a finite number >= 0, got {weight_decay!r}")
     if len(tuple(betas)) != 2 or any(bad(b) or not 0 <= b < 1 for b in betas):
