@@ -177,6 +177,7 @@ def _check_one_target_per_image(true: np.ndarray, label: np.ndarray, image_ids: 
         i = int(bad_label[0])
         raise DataError(f"image id {image_ids[i]!r} has two different labels ({int(label[ref[i]])} and {int(label[i])}): "
                         "ids and labels are misaligned")
+    chunk = max(1, min(chunk, 2_000_000 // max(1, int(np.prod(true.shape[1:])))))  # ~2 M values per block
     for s in range(0, len(ref), chunk):
         a, b = true[s : s + chunk], true[ref[s : s + chunk]]  # (b, ...) each
         same = np.isclose(a, b, rtol=1e-5, atol=1e-6).reshape(len(a), -1).all(axis=1)
