@@ -370,3 +370,29 @@ def test_generate_checks_nway_before_generating(tmp_path: Path, capsys, args: li
     for mode in (["--nway-only"], ["--merge", str(tmp_path / "a"), str(tmp_path / "b")]):
         rc = main(["generate", "--out", str(out), "--classifier", "c", *mode, *args])
         assert expect in _one_error_line(rc, capsys.readouterr().err)
+
+
+# ----------------------------------------------------------------------------- targets: cache targets and --train-targets
+
+
+def test_cache_targets_with_nan_are_refused(cache_copy: Path, tmp_path: Path, capsys) -> None:
+    from eegalign.io import load_tensors, save_tensors
+
+    arrays, meta = load_tensors(cache_copy / "targets" / "image.safetensors")
+    arrays["embeddings"][3, 0] = np.nan
+    save_tensors(cache_copy / "targets" / "image.safetensors", arrays, meta)
+    rc = main(["baseline", "ridge", "--cache", str(cache_copy), "--out", str(tmp_path / "r")])
+    assert "NaN or Inf" in _one_error_line(rc, capsys.readouterr().err) and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("tensors, expect", [({"embeddings": np.full((4, 8), np.nan, np.float32)}, "NaN"),
+                                             ({"label": np.arange(4) + 0.5}, "integers")], ids=["nan", "float-labels"])
+def test_train_targets_file_is_validated(tmp_path: Path, capsys, tensors: dict, expect: str) -> None:
+    from eegalign.io import save_tensors
+
+    _predictions_file(tmp_path / "p.safetensors")
+    arrays = {"embeddings": np.ones((4, 8), np.float32), "label": np.arange(4)}
+    save_tensors(tmp_path / "train.safetensors", {**arrays, **tensors})
+    rc = main(["evaluate", "--predictions", str(tmp_path / "p.safetensors"), "--train-targets",
+               str(tmp_path / "train.safetensors"), "--out", str(tmp_path / "e")])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)

@@ -560,6 +560,12 @@ class Cache:
                 raise DataError(f"{self.targets_path(route)} lacks 'embeddings' or the 'image_ids' metadata") from e
             if len(t.image_ids) != len(t.embeddings):
                 raise DataError(f"{self.targets_path(route)}: {len(t.image_ids)} image_ids for {len(t.embeddings)} rows")
+            if not all(isinstance(i, str) for i in t.image_ids) or len(set(t.image_ids)) != len(t.image_ids):
+                raise DataError(f"{self.targets_path(route)}: 'image_ids' must be distinct strings; run `eegalign embed "
+                                f"--cache {self.path} --route {route}` again")
+            if not np.isfinite(t.embeddings).all():
+                raise DataError(f"{self.targets_path(route)} holds NaN or Inf values; run `eegalign embed --cache "
+                                f"{self.path} --route {route}` again")
             self._targets[route] = t
         return self._targets[route]
 
