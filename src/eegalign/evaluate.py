@@ -63,7 +63,12 @@ def load_train_targets(path: str | os.PathLike, route: str) -> TrainTargets:
     arrays, _ = load_tensors(path)
     if "embeddings" not in arrays or "label" not in arrays:
         raise DataError(f"{path}: a train-targets file needs tensors 'embeddings' (M, ...) and 'label' (M,)")
+    if not np.issubdtype(arrays["embeddings"].dtype, np.floating) or not np.issubdtype(arrays["label"].dtype, np.integer):
+        raise DataError(f"{path}: 'embeddings' must hold floating-point values and 'label' integers "
+                        f"(got {arrays['embeddings'].dtype} and {arrays['label'].dtype})")
     emb, lab = np.asarray(arrays["embeddings"], dtype=np.float32), np.asarray(arrays["label"]).astype(np.int64)
+    if not np.isfinite(emb).all():
+        raise DataError(f"{path}: 'embeddings' contain NaN or Inf values")
     if lab.shape != (len(emb),):
         raise DataError(f"{path}: 'label' has shape {lab.shape}, expected ({len(emb)},)")
     return TrainTargets(emb, lab, str(path))

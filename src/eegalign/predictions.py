@@ -79,6 +79,9 @@ class Predictions:
                 raise DataError(f"{name} must hold floating-point values, not {arr.dtype}")
         if not (np.isfinite(self.pred).all() and np.isfinite(self.true).all()):
             raise DataError("predictions contain NaN or Inf values")
+        if self.classes is not None and n and (self.label.min() < 0 or self.label.max() >= len(self.classes)):
+            raise DataError(f"labels span {int(self.label.min())}..{int(self.label.max())} but 'classes' names "
+                            f"{len(self.classes)} classes (labels 0..{len(self.classes) - 1})")
         _check_one_target_per_image(self.true, self.label, self.image_ids)
 
     @property
@@ -174,6 +177,7 @@ def _check_one_target_per_image(true: np.ndarray, label: np.ndarray, image_ids: 
         i = int(bad_label[0])
         raise DataError(f"image id {image_ids[i]!r} has two different labels ({int(label[ref[i]])} and {int(label[i])}): "
                         "ids and labels are misaligned")
+    chunk = max(1, min(chunk, 2_000_000 // max(1, int(np.prod(true.shape[1:])))))  # ~2 M values per block
     for s in range(0, len(ref), chunk):
         a, b = true[s : s + chunk], true[ref[s : s + chunk]]  # (b, ...) each
         same = np.isclose(a, b, rtol=1e-5, atol=1e-6).reshape(len(a), -1).all(axis=1)

@@ -79,6 +79,7 @@ class AlignmentModule(pl.LightningModule):
         cpu_kernels: bool = False,
     ) -> None:
         super().__init__()
+        _check_optimiser_settings(lr, weight_decay, betas, eta_min, warmup_epochs)
         # encoder/loss are objects: recorded as plain configs in on_save_checkpoint instead.
         self.save_hyperparameters(ignore=["encoder", "loss"])
         if cpu_kernels:
@@ -270,6 +271,25 @@ class AlignmentModule(pl.LightningModule):
 
 
 # ---------------------------------------------------------------------- helpers
+def _check_optimiser_settings(lr: float, weight_decay: float, betas: Any, eta_min: float, warmup_epochs: int) -> None:
+    """One ConfigError line for a learning rate or optimiser setting AdamW would reject mid-setup."""
+    import math
+
+    def bad(x: Any) -> bool:
+        return isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)
+
+    if bad(lr) or lr < 0:  # 0 is allowed (a frozen model, as AdamW allows)
+        raise ConfigError(f"model.lr must be a finite number >= 0, got {lr!r}")
+    if bad(weight_decay) or weight_decay < 0:
+        raise ConfigError(f"model.weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    if len(tuple(betas)) != 2 or any(bad(b) or not 0 <= b < 1 for b in betas):
+        raise ConfigError(f"model.betas must be two numbers in [0, 1), got {betas!r}")
+    if bad(eta_min) or eta_min < 0:
+        raise ConfigError(f"model.eta_min must be a finite number >= 0, got {eta_min!r}")
+    if bad(warmup_epochs) or warmup_epochs < 0:
+        raise ConfigError(f"model.warmup_epochs must be >= 0, got {warmup_epochs!r}")
+
+
 def _encoder_config(encoder: nn.Module) -> dict[str, Any]:
     try:
         from eegalign.models import encoder_config

@@ -47,14 +47,17 @@ def _add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prompt", default="", help="image route: an optional text prompt next to the IP-Adapter (default empty)")
     g.add_argument("--size", type=int, default=512, help="image side in pixels, a multiple of 8 (default 512)")
     g.add_argument("--seed", type=int, default=0, help="base seed: trial i uses seed+i, whatever the batch (default 0)")
-    g.add_argument("--scheduler", choices=["ddim", "pndm", "euler", "euler_a", "dpm", "dpm_sde", "lms", "heun", "unipc", "ddpm"],
+    from eegalign.generation.pipelines import SCHEDULERS  # names only: imports nothing heavy
+    from eegalign.generation.settings import MATCH_NORM_MODES
+
+    g.add_argument("--scheduler", choices=list(SCHEDULERS),
                    help="replace the pipeline's scheduler (built from its config; dpm_sde: DPM-Solver++ SDE, stochastic)")
     g.add_argument("--batch-size", type=int, default=4, help="images per pipeline call (default 4)")
     g.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
     g.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
                    help="auto: float16 on CUDA, float32 elsewhere")
     g.add_argument("--safety-checker", action="store_true", help="keep the pipeline's NSFW safety checker (off by default)")
-    g.add_argument("--match-norm", nargs="?", const="test", default="auto", choices=["auto", "train", "test", "off"],
+    g.add_argument("--match-norm", nargs="?", const="test", default="auto", choices=list(MATCH_NORM_MODES),
                    help="rescale each prediction to a reference norm, keeping its direction: auto (default) = to the training "
                         "targets' mean norm when the model was trained with a norm-free loss (InfoNCE, cosine); train; test "
                         "(the true embeddings' mean norm; a bare --match-norm); off")
@@ -120,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     nway, recon = _scoring_settings(args, R)
+    from eegalign.generation.settings import validate_scoring
+
+    validate_scoring(nway, recon, args.grid_rows)  # every mode: --nway/--topk refused before any model or image
     if args.nway_only:
         if nway is None:
             raise ConfigError("--nway-only needs --classifier M (an ImageNet-1k classifier)")

@@ -13,13 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eegalign.errors import ConfigError
+from eegalign.generation.pipelines import SCHEDULERS  # light: diffusers is imported only when a pipeline loads
+
+N_CLASSIFIER_CLASSES = 1000  # N-way candidates are ImageNet-1k classes (generation.classify.N_IMAGENET)
 
 INDEX = "generation.json"
 REPORT = "generation.html"
 GENERATED_SETS = ("eeg", "true")
 IMAGE_SETS = ("original", "true", "eeg")
 ROUTE_GUIDANCE = {"image": 7.5, "text": 6.5}  # diffusers' default for IP-Adapter, the seed's 6.5 for text
-SCHEDULER_NAMES = ("ddim", "pndm", "euler", "euler_a", "dpm", "dpm_sde", "lms", "heun", "unipc", "ddpm")
 MATCH_NORM_MODES = ("auto", "train", "test", "off")
 
 
@@ -37,7 +39,7 @@ class GenerationSettings:
         guidance: classifier-free guidance scale; None: the route's default (:data:`ROUTE_GUIDANCE`).
         size: image side in pixels (a multiple of 8).
         seed: base seed; trial i uses seed + i.
-        scheduler: a key of :data:`SCHEDULER_NAMES`, or None for the pipeline's own.
+        scheduler: a key of :data:`eegalign.generation.pipelines.SCHEDULERS`, or None for the pipeline's own.
         device, dtype: ``auto`` or a torch device / dtype name.
         batch_size: images per pipeline call.
         safety_checker: keep the NSFW safety checker.
@@ -117,8 +119,8 @@ def validate_generation(settings: GenerationSettings, route: str) -> None:
         raise ConfigError("--steps and --batch-size must be >= 1")
     if settings.size < 8 or settings.size % 8:
         raise ConfigError(f"--size must be a positive multiple of 8, got {settings.size}")
-    if settings.scheduler is not None and settings.scheduler not in SCHEDULER_NAMES:
-        raise ConfigError(f"unknown --scheduler {settings.scheduler!r}; choose one of {', '.join(SCHEDULER_NAMES)}")
+    if settings.scheduler is not None and settings.scheduler not in SCHEDULERS:
+        raise ConfigError(f"unknown --scheduler {settings.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
     if settings.match_norm not in MATCH_NORM_MODES:
         raise ConfigError(f"--match-norm must be one of {', '.join(MATCH_NORM_MODES)}, got {settings.match_norm!r}")
 
@@ -130,6 +132,9 @@ def validate_scoring(nway: NWaySettings | None, recon: ReconSettings | None, gri
     if nway is not None:
         if min(nway.ns) < 2 or min(nway.ks) < 1 or any(k > n for n in nway.ns for k in nway.ks):
             raise ConfigError(f"--nway N must be >= 2 and --topk k in [1, N]: got N {list(nway.ns)}, k {list(nway.ks)}")
+        if max(nway.ns) > N_CLASSIFIER_CLASSES:  # candidates are the classifier's classes: checked before generating
+            raise ConfigError(f"--nway N must be at most {N_CLASSIFIER_CLASSES} (the ImageNet-1k classifier's classes), "
+                              f"got {max(nway.ns)}")
         if nway.draws < 1 or nway.n_boot < 1:
             raise ConfigError("--draws and --n-boot must be >= 1")
     if recon is not None and recon.n_boot < 1:

@@ -22,33 +22,47 @@ def flatten(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1).astype(dtype, copy=False)
 
 
+def _scale_block(block: np.ndarray, mu: np.ndarray | None, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """One block of :func:`scaled_rows`, in ``block``'s dtype: ``(rows (b, F), scale (b,) float64)``."""
+    block = block - mu if mu is not None else block.copy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        big = np.maximum(np.abs(block).max(axis=1, initial=0.0), floor)  # (b,)
+    bad = ~np.isfinite(big)
+    big = np.where(bad | (big == 0), 1.0, big).astype(block.dtype)
+    block /= big[:, None]
+    block[bad] = np.nan
+    return block, big.astype(np.float64)
+
+
 def scaled_rows(x: np.ndarray, center: np.ndarray | None = None, chunk_elems: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (minus ``center``) divided by their largest absolute value, in float64 first.
+    """Rows (minus ``center``) divided by their largest absolute value.
 
     Returns ``(rows (N, F) float32, scale (N,) float64)`` with ``x - center = scale * rows``. Every
     entry of ``rows`` lies in [-1, 1], so products and norms of them neither overflow nor
     underflow at any finite scale of ``x``: cosine and retrieval are computed from these. With
     ``center`` the scale is at least the centre's largest absolute value, so ``center / scale``
     is also in [-1, 1]. All-zero rows keep scale 1; rows with a NaN or Inf become all NaN.
+    float16/32 input is scaled in float32 (a division cannot overflow); a block whose subtraction
+    of the centre overflows float32, and any float64 input, is scaled in float64.
     """
     x = np.asarray(x)
     n = x.shape[0]
     flat = x.reshape(n, -1)
-    mu = None if center is None else np.asarray(center, dtype=np.float64).reshape(-1)
-    floor = 0.0 if mu is None else float(np.abs(mu).max(initial=0.0))
+    mu64 = None if center is None else np.asarray(center, dtype=np.float64).reshape(-1)
+    mu32 = None if mu64 is None else mu64.astype(np.float32)
+    floor = 0.0 if mu64 is None else float(np.abs(mu64).max(initial=0.0))
+    fast = flat.dtype in (np.float16, np.float32) and (mu64 is None or np.isfinite(mu32).all())
     rows = np.empty(flat.shape, dtype=np.float32)
     scale = np.ones(n, dtype=np.float64)
     step = max(1, chunk_elems // max(1, flat.shape[1]))
     for s in range(0, n, step):
-        block = flat[s : s + step].astype(np.float64)  # (b, F)
-        if mu is not None:
-            block -= mu
-        with np.errstate(invalid="ignore"):
-            big = np.maximum(np.abs(block).max(axis=1, initial=0.0), floor)  # (b,)
-        bad = ~np.isfinite(big)
-        big = np.where(bad | (big == 0), 1.0, big)
-        block /= big[:, None]
-        block[bad] = np.nan
+        raw = flat[s : s + step]
+        if fast:
+            block, big = _scale_block(raw.astype(np.float32, copy=False), mu32, floor)
+            if np.isnan(block).any() and np.isfinite(raw).all():  # the subtraction overflowed float32
+                block, big = _scale_block(raw.astype(np.float64), mu64, floor)
+        else:
+            block, big = _scale_block(raw.astype(np.float64), mu64, floor)
         rows[s : s + step] = block
         scale[s : s + step] = big
     return rows, scale
@@ -140,29 +154,47 @@ def per_trial_similarity(pred: np.ndarray, true: np.ndarray, chunk: int = 256) -
         out.update(token_cosine=[], token_mse=[], token_l2=[])
     chunk = max(1, min(chunk, 4_000_000 // max(1, true[0].size)))  # float64 blocks of ~32 MB
     for start in range(0, n, chunk):
-        t = true[start : start + chunk].astype(np.float64)  # float64: squares of any float32 stay finite
-        p = (pred if pred.shape[0] == 1 else pred[start : start + chunk]).astype(np.float64)
-        p = np.broadcast_to(p, t.shape)
+        t = true[start : start + chunk]
+        p = pred if pred.shape[0] == 1 else pred[start : start + chunk]
+        dtype = _sum_dtype(p, t)
+        t = t.astype(dtype, copy=False)
+        p = np.broadcast_to(p.astype(dtype, copy=False), t.shape)
         d = p - t  # (b, ...)
         b = len(t)
         f = d[0].size
         if text:  # per-token sums first; the global sums are their totals
             tok_pt, tok_pp, tok_tt, tok_dd = (
-                np.einsum("nsd,nsd->ns", x, y) for x, y in ((p, t), (p, p), (t, t), (d, d))
+                np.einsum("nsd,nsd->ns", x, y).astype(np.float64) for x, y in ((p, t), (p, p), (t, t), (d, d))
             )  # 4 x (b, S)
             pp, tt, pt, dd = tok_pp.sum(1), tok_tt.sum(1), tok_pt.sum(1), tok_dd.sum(1)
             out["token_cosine"].append(cosine_from_sums(tok_pt, tok_pp, tok_tt))
             out["token_mse"].append(tok_dd.mean(axis=1) / d.shape[2])
             out["token_l2"].append(np.sqrt(tok_dd).mean(axis=1))
         else:
-            pp, tt, pt, dd = (np.einsum("nf,nf->n", x, y) for x, y in ((p, p), (t, t), (p, t), (d, d)))
-        ad = np.abs(d).reshape(b, -1).sum(axis=1)
+            pp, tt, pt, dd = (np.einsum("nf,nf->n", x, y).astype(np.float64) for x, y in ((p, p), (t, t), (p, t), (d, d)))
+        ad = np.abs(d).reshape(b, -1).sum(axis=1, dtype=np.float64)
         out["cosine"].append(cosine_from_sums(pt, pp, tt))
         out["mse"].append(dd / f)
         out["l2"].append(np.sqrt(dd))
         out["l1"].append(ad)
         out["abs_diff"].append(ad / f)
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _sum_dtype(*blocks: np.ndarray) -> type:
+    """float32 where its squared sums stay exact enough and finite, else float64 (any float32 scale).
+
+    float32 is used only for float16/32 blocks whose nonzero rows all have their largest entry
+    in [1e-15, 1e15]: squares then neither overflow nor vanish.
+    """
+    for b in blocks:
+        if b.dtype not in (np.float16, np.float32):
+            return np.float64
+        with np.errstate(invalid="ignore"):
+            big = np.abs(b.reshape(len(b), -1)).max(axis=1, initial=0.0)
+        if not (np.isfinite(big).all() and (big <= 1e15).all() and ((big == 0) | (big >= 1e-15)).all()):
+            return np.float64
+    return np.float32
 
 
 def cosine_from_sums(pt: np.ndarray, pp: np.ndarray, tt: np.ndarray) -> np.ndarray:
