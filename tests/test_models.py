@@ -178,6 +178,18 @@ def test_eegnet_transformer_heads_are_one_stacked_parameter_each():
         assert torch.allclose(y[:, 3], h @ small.head_w2[3].T + small.head_b2[3], atol=1e-5)
 
 
+def test_eegnet_transformer_loads_checkpoints_with_grouped_heads():
+    """Earlier eegalign checkpoints stored the heads in groups of tokens (head_w1.0, head_w1.1, ...)."""
+    m = build_model("eegnet_transformer", preset="small", out_shape=(5, 12))
+    old = {k: v for k, v in m.state_dict().items() if not k.startswith("head_")}
+    for name in ("head_w1", "head_b1", "head_w2", "head_b2"):
+        for g, part in enumerate(m.state_dict()[name].split(2)):  # groups of 2, 2, 1 tokens
+            old[f"{name}.{g}"] = part
+    fresh = build_model("eegnet_transformer", preset="small", out_shape=(5, 12))
+    fresh.load_state_dict(old, strict=True)
+    assert torch.equal(fresh.head_w2, m.head_w2) and torch.equal(fresh.head_b1, m.head_b1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
 def test_reference_forward(name):

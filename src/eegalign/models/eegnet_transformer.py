@@ -61,6 +61,15 @@ class TemporalSpatial(nn.Module):
         return self.conv_s(x)  # (B, F1*D, 1, T)
 
 
+def _stack_grouped_heads(state_dict, prefix, *_args) -> None:
+    """Checkpoints written before the heads were one tensor each stored them in groups of tokens
+    (``head_w1.0`` .. ``head_w1.7``): concatenated here, in token order, so they still load."""
+    for name in ("head_w1", "head_b1", "head_w2", "head_b2"):
+        groups = sorted((k for k in state_dict if k.startswith(f"{prefix}{name}.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        if groups and f"{prefix}{name}" not in state_dict:
+            state_dict[f"{prefix}{name}"] = torch.cat([state_dict.pop(k) for k in groups])
+
+
 class EEGNetTransformer(EncoderBase):
     """EEGNet (Lawhern et al. 2018) + transformer + per-token heads: (B, n_chans, n_times) -> (B, *out_shape).
 
@@ -133,6 +142,7 @@ class EEGNetTransformer(EncoderBase):
         ))
         self._build(self.hyper)
         self._init_weights()
+        self._register_load_state_dict_pre_hook(_stack_grouped_heads)
 
     def _build(self, h: dict[str, Any]) -> None:
         f2, fd, e, k, ks = h["n_filters_sep"], h["n_filters"] * h["depth_multiplier"], h["d_model"], h["kernel_size"], h["sep_kernel_size"]
