@@ -18,83 +18,19 @@ import pytest
 from eegalign.cli import main
 from eegalign.predictions import Predictions
 
-IMAGE_DIM = 1024
+from _tinysd import IMAGE_DIM, save_tiny_sd, tiny_ip_adapter
+
 TEXT_SHAPE = (77, 768)
 CVPR_WNIDS = ["n02106662", "n02124075", "n02281787"]  # first classes of the CVPR40 table
 FAST = ["--steps", "2", "--size", "16", "--device", "cpu", "--nway", "50", "5", "--draws", "5", "--n-boot", "50"]
 
 
 def _tiny_sd(root: Path) -> Path:
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    tok_dir = root / "tok-src"
-    tok_dir.mkdir(parents=True)
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for ch in "abcdefghijklmnopqrstuvwxyz":
-        vocab[ch] = len(vocab)
-        vocab[ch + "</w>"] = len(vocab)
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
-    (tok_dir / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=4, in_channels=4, out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=768, attention_head_dim=2, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, sample_size=16,
-    )
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=768, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    ))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False,
-    )
-    out = root / "sd"
-    pipe.save_pretrained(out)
-    return out
+    return save_tiny_sd(root)
 
 
 def _tiny_ip_adapter(sd_dir: Path, path: Path, image_dim: int = IMAGE_DIM) -> Path:
-    """Random weights in ip-adapter_sd15's layout: image_proj.{proj,norm}.*, ip_adapter.<id>.to_{k,v}_ip.weight,
-    id = 1, 3, 5, ... over the UNet's cross-attention processors in attn_processors order."""
-    import torch
-    from diffusers import UNet2DConditionModel
-    from safetensors.torch import save_file
-
-    unet = UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet")
-    cross, tokens = unet.config.cross_attention_dim, 4
-    g = torch.Generator().manual_seed(1)
-    sd = {
-        "image_proj.proj.weight": torch.randn(tokens * cross, image_dim, generator=g) * 0.02,
-        "image_proj.proj.bias": torch.zeros(tokens * cross),
-        "image_proj.norm.weight": torch.ones(cross),
-        "image_proj.norm.bias": torch.zeros(cross),
-    }
-    key_id = 1
-    for name in unet.attn_processors:
-        if name.endswith("attn1.processor"):
-            continue
-        if name.startswith("mid_block"):
-            hidden = unet.config.block_out_channels[-1]
-        elif name.startswith("up_blocks"):
-            hidden = list(reversed(unet.config.block_out_channels))[int(name[len("up_blocks.")])]
-        else:
-            hidden = unet.config.block_out_channels[int(name[len("down_blocks.")])]
-        for kv in ("to_k_ip", "to_v_ip"):
-            sd[f"ip_adapter.{key_id}.{kv}.weight"] = torch.randn(hidden, cross, generator=g) * 0.02
-        key_id += 2
-    save_file(sd, str(path))
-    return path
+    return tiny_ip_adapter(sd_dir, path, image_dim=image_dim)
 
 
 def _tiny_vit(path: Path) -> Path:
@@ -266,58 +202,8 @@ def test_user_errors_are_one_line(assets: dict[str, Path], tmp_path: Path, capsy
     assert "generation.json" in capsys.readouterr().err
 
 
-class _FakePipe:
-    """Records what generate_batch hands to the diffusers pipeline."""
-
-    def __init__(self) -> None:
-        import torch
-        from types import SimpleNamespace
-
-        self.device = torch.device("cpu")
-        self.unet = SimpleNamespace(dtype=torch.float32, config=SimpleNamespace(time_cond_proj_dim=None))
-        self.kwargs: dict = {}
-
-    def __call__(self, **kwargs):
-        from types import SimpleNamespace
-
-        self.kwargs = kwargs
-        return SimpleNamespace(images=[object()] * len(kwargs["generator"]))
-
-
-@pytest.mark.parametrize("guidance", [7.5, 1.0])
-def test_ip_adapter_embeds_layout(guidance: float) -> None:
-    """(B, D) -> one (2B, 1, D) tensor, zero negatives first, under CFG; (B, 1, D) without."""
-    import torch
-
-    from eegalign.generation.pipelines import generate_batch
-
-    pipe, emb = _FakePipe(), torch.randn(3, 8)
-    images = generate_batch(pipe, emb, "image", [5, 6, 7], steps=2, guidance=guidance, size=32, prompt="a photo")
-    assert len(images) == 3
-    (ip,) = pipe.kwargs["ip_adapter_image_embeds"]
-    if guidance > 1:
-        assert ip.shape == (6, 1, 8) and torch.all(ip[:3] == 0) and torch.equal(ip[3:, 0], emb)
-    else:
-        assert ip.shape == (3, 1, 8) and torch.equal(ip[:, 0], emb)
-    assert pipe.kwargs["prompt"] == ["a photo"] * 3
-    gens = pipe.kwargs["generator"]
-    assert [g.initial_seed() for g in gens] == [5, 6, 7]
-
-
-def test_text_route_negative_is_expanded() -> None:
-    import torch
-
-    from eegalign.generation.pipelines import generate_batch
-
-    pipe, emb, neg = _FakePipe(), torch.randn(2, 77, 16), torch.randn(1, 77, 16)
-    generate_batch(pipe, emb, "text", [0, 1], steps=2, guidance=6.5, size=32, negative_text=neg)
-    assert torch.equal(pipe.kwargs["prompt_embeds"], emb)
-    assert pipe.kwargs["negative_prompt_embeds"].shape == (2, 77, 16)
-    assert torch.equal(pipe.kwargs["negative_prompt_embeds"][1], neg[0])
-
-
 def test_select_trials_seeded_per_class_limit_shard() -> None:
-    from eegalign.generation.run import select_trials
+    from eegalign.generation.selection import select_trials
 
     labels = np.repeat(np.arange(4), 5)  # 4 classes x 5 trials
     picked = select_trials(labels, per_class=2, seed=3)
@@ -333,7 +219,7 @@ def test_select_trials_seeded_per_class_limit_shard() -> None:
 def test_wnids_from_cache_meta_when_predictions_lack_classes(tmp_path: Path) -> None:
     import pandas as pd
 
-    from eegalign.generation.run import trial_wnids
+    from eegalign.generation.selection import trial_wnids
 
     pd.DataFrame({"label": [0, 1, 1], "label_folder": ["n02106662", "n02124075", "n02124075"]}).to_parquet(
         tmp_path / "meta.parquet")
@@ -364,25 +250,10 @@ def test_with_a_prepared_cache(small_cache: Path, assets: dict[str, Path], tmp_p
     assert main(["generate", "--predictions", str(pred_path), "--sd-model", str(assets["sd"]), "--ip-adapter",
                  str(assets["ip"]), "--out", str(out), "--limit", "2", "--match-norm", *FAST]) == 0
     index = _load(out)
-    assert len(index["trials"]) == min(2, len(rows)) and index["settings"]["match_norm"] is True
+    assert len(index["trials"]) == min(2, len(rows)) and index["settings"]["match_norm"] == "test"
     for rec in index["trials"]:
         assert rec["original"] and (out / rec["original"]).is_file()
         assert rec["wnid"] == cache.classes[rec["label"]] and rec["class_name"] == wnid_to_name()[rec["wnid"]]
-
-
-def test_match_norm_keeps_direction_and_sets_the_reference_norm() -> None:
-    from eegalign.generation.run import match_norm
-
-    rng = np.random.default_rng(0)
-    true, pred = rng.standard_normal((5, 8)) * 3.0, rng.standard_normal((5, 8)) * 0.01
-    out = match_norm(pred, true)
-    assert np.allclose(np.linalg.norm(out, axis=1), np.linalg.norm(true, axis=1).mean(), rtol=1e-5)
-    cos = (out * pred).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(pred, axis=1)
-    assert np.allclose(cos, 1.0, atol=1e-5)
-    tok_true, tok_pred = rng.standard_normal((4, 3, 6)), rng.standard_normal((4, 3, 6))
-    tok_true[:, 0] *= 10  # a "start token" with a much larger norm keeps its own reference
-    ref = np.linalg.norm(tok_true, axis=-1).mean(0)  # (3,)
-    assert np.allclose(np.linalg.norm(match_norm(tok_pred, tok_true), axis=-1), ref[None], rtol=1e-5)
 
 
 def test_command_module_imports_nothing_heavy() -> None:

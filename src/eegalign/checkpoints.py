@@ -50,7 +50,7 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first = first_line(e)
+        first = first_line(e)  # never torch's advice to load the file unsafely (see errors.clean_message)
         raise WeightsError(
             f"{path} is not a loadable eegalign checkpoint (refused by torch.load(weights_only=True): {first[:200]})"
         ) from None
@@ -63,7 +63,8 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
     """Rebuild the encoder of an eegalign checkpoint and load its weights (``weights_only=True``).
 
     Returns ``(encoder, info)``; ``info`` has ``encoder`` (its config), ``route``, ``loss``,
-    ``epoch``, ``global_step``, ``cache`` (or None) and ``hyper_parameters``. The encoder is in
+    ``epoch``, ``global_step``, ``cache`` (or None), ``preprocessing`` (the training cache's
+    preprocessing record, or None) and ``hyper_parameters``. The encoder is in
     eval mode on the CPU.
     """
     ckpt = read_checkpoint(ckpt_path)
@@ -97,6 +98,7 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
         "route": meta.get("route"),
         "loss": meta.get("loss"),
         "cache": meta.get("cache"),
+        "preprocessing": meta.get("preprocessing"),  # None in checkpoints older than the record
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
         "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),

@@ -16,6 +16,7 @@ distinct train-split images (:func:`load_train_targets`).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,35 +63,20 @@ def load_train_targets(path: str | os.PathLike, route: str) -> TrainTargets:
     arrays, _ = load_tensors(path)
     if "embeddings" not in arrays or "label" not in arrays:
         raise DataError(f"{path}: a train-targets file needs tensors 'embeddings' (M, ...) and 'label' (M,)")
+    if not np.issubdtype(arrays["embeddings"].dtype, np.floating) or not np.issubdtype(arrays["label"].dtype, np.integer):
+        raise DataError(f"{path}: 'embeddings' must hold floating-point values and 'label' integers "
+                        f"(got {arrays['embeddings'].dtype} and {arrays['label'].dtype})")
     emb, lab = np.asarray(arrays["embeddings"], dtype=np.float32), np.asarray(arrays["label"]).astype(np.int64)
+    if not np.isfinite(emb).all():
+        raise DataError(f"{path}: 'embeddings' contain NaN or Inf values")
     if lab.shape != (len(emb),):
         raise DataError(f"{path}: 'label' has shape {lab.shape}, expected ({len(emb)},)")
     return TrainTargets(emb, lab, str(path))
 
 
-def predict_checkpoint(
-    ckpt: str | os.PathLike,
-    cache_dir: str | os.PathLike,
-    split: str = "test",
-    batch_size: int = 64,
-    device: str = "cpu",
-    progress: bool = True,
-) -> tuple[Predictions, dict[str, Any], Any]:
-    """Run a checkpoint's encoder (or a model directory's) over one split of a cache.
-
-    Returns ``(predictions, info, cache)``: ``info`` is ``load_encoder``'s record; the cache is
-    opened once and handed back for the train targets. Raises :class:`DataError` when the
-    encoder's output shape or input size does not match the cache.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    from eegalign.data.cache import Cache
-    from eegalign.pretrained import load_any
-
-    cache = Cache.open(cache_dir)
-    encoder, info = load_any(ckpt)  # a checkpoint file or an `eegalign export` model directory
-    route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
+def _check_encoder_fits_cache(encoder: Any, cache: Any, route: str, ckpt: str | os.PathLike) -> None:
+    """Raise :class:`DataError` unless the cache has the route's targets in the encoder's output shape
+    and EEG of the encoder's input size."""
     if not cache.has_targets(route):
         raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
     target_shape = cache.target_shape(route)
@@ -104,9 +90,40 @@ def predict_checkpoint(
             f"checkpoint {ckpt} expects EEG of {encoder.n_chans} x {encoder.n_times} but the cache holds "
             f"{cache.n_chans} x {cache.n_times}"
         )
+
+
+def predict_checkpoint(
+    ckpt: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    split: str = "test",
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: bool = True,
+    allow_preprocessing_mismatch: bool = False,
+) -> tuple[Predictions, dict[str, Any], Any]:
+    """Run a checkpoint's encoder (or a model directory's) over one split of a cache.
+
+    Returns ``(predictions, info, cache)``: ``info`` is ``load_encoder``'s record; the cache is
+    opened once and handed back for the train targets. Raises :class:`DataError` when the
+    encoder's output shape or input size does not match the cache, or when the cache was prepared
+    differently from the checkpoint's training cache (unless ``allow_preprocessing_mismatch``).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from eegalign.data.cache import Cache
+    from eegalign.pretrained import load_any
+
+    cache = Cache.open(cache_dir)
+    encoder, info = load_any(ckpt)  # a checkpoint file or an `eegalign export` model directory
+    route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
+    _check_encoder_fits_cache(encoder, cache, route, ckpt)
     rows = cache.split_indices(split)
     if len(rows) == 0:
         raise DataError(f"cache {cache.path} has no trials in split {split!r}")
+    from eegalign.data.preprocessing_record import check_preprocessing
+
+    check_preprocessing(info.get("preprocessing"), cache.manifest, f"checkpoint {ckpt}", allow_preprocessing_mismatch)
     device = resolve_device(device)
     encoder = encoder.to(device).eval()
     preds = []
@@ -126,9 +143,19 @@ def predict_checkpoint(
         split=split,
         classes=list(cache.classes),
         cache=str(cache.path),
-        extra={"checkpoint": str(ckpt)},
+        extra={"checkpoint": str(ckpt), **({"loss": json.dumps(info["loss"])} if info.get("loss") else {})},
     )
     return pred, info, cache
+
+
+def _run_context(preds: Predictions, train: TrainTargets | None, context: dict[str, Any] | None) -> dict[str, Any]:
+    """The report's provenance: ``context`` with the model, split and cache of ``preds`` and the train targets' source."""
+    ctx = dict(context or {})
+    ctx.setdefault("model", preds.model)
+    ctx.setdefault("split", preds.split)
+    ctx.setdefault("cache", preds.cache)
+    ctx["train_targets"] = train.source if train is not None else None
+    return ctx
 
 
 def evaluate_to_dir(
@@ -169,28 +196,18 @@ def evaluate_to_dir(
         flush=True,
     )
     metrics, arrays = compute_metrics(
-        preds.pred,
-        preds.true,
-        preds.image_ids,
-        preds.label,
-        preds.subject,
+        preds.pred, preds.true, preds.image_ids, preds.label, preds.subject,
         train_targets=None if train is None else train.embeddings,
         train_labels=None if train is None else train.labels,
-        n_boot=n_boot,
-        n_perm=n_perm,
-        kway_draws=kway_draws,
-        seed=seed,
-        average_trials=average_trials,
+        n_boot=n_boot, n_perm=n_perm, kway_draws=kway_draws, seed=seed, average_trials=average_trials,
         **({"kway": tuple(kway)} if kway else {}),
     )
-    ctx = dict(context or {})
-    ctx.setdefault("model", preds.model)
-    ctx.setdefault("split", preds.split)
-    ctx.setdefault("cache", preds.cache)
-    ctx["train_targets"] = train.source if train is not None else None
+    ctx = _run_context(preds, train, context)
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    if train is not None:  # generate rescales norm-free predictions (InfoNCE, cosine) to it
+        preds.record_train_norm(train.embeddings)
+    with atomic_dir(out, overwrite=overwrite, kind="evaluation", command="eegalign evaluate") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics, arrays, preds, ctx)

@@ -6,15 +6,19 @@ Everything eegalign writes goes through here: a half-written output never looks 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from eegalign.errors import DataError
+from eegalign.errors import ConfigError, DataError
 
 
 def _umask() -> int:
@@ -23,28 +27,138 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling directory; rename it to ``final`` only if the block succeeds.
+STALE_AGE_S = 600.0  # a temporary sibling left by a killed process is removed once this old
 
-    On any exception (or a kill) the temporary directory is removed (or left with a
-    ``.tmp-`` prefix that readers ignore), so ``final`` is either absent or complete.
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale(parent: Path, name: str, max_age_s: float = STALE_AGE_S) -> list[Path]:
+    """Remove ``.tmp-NAME-PID-*`` / ``.trash-NAME-PID*`` siblings of ``parent/name`` left by killed processes.
+
+    Only entries with our naming, whose PID is not running and that are older than ``max_age_s``
+    are removed (a live writer, or another host's on a shared file system, is never touched).
     """
+    pattern = re.compile(rf"^\.(?:tmp|trash)-{re.escape(name)}-(\d+)-[a-z0-9_]{{8}}$")  # mkdtemp/mkstemp: 8 chars
+    removed: list[Path] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            if now - entry.lstat().st_mtime < max_age_s:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            fsync_path(Path(dirpath) / f)
+        fsync_path(Path(dirpath))
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Make ``tmp`` become ``final``; an existing ``final`` is swapped out atomically, then removed."""
+    if not (final.exists() or final.is_symlink()):
+        os.replace(tmp, final)
+        return
+    if _exchange(tmp, final):  # tmp now holds the old content, under our stale-cleanable name
+        old = tmp
+    else:
+        old = final.with_name(f".trash-{final.name}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+    fsync_path(final.parent)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(
+    final: str | os.PathLike, overwrite: bool = False, kind: str | None = None, command: str | None = None,
+) -> Iterator[Path]:
+    """Yield a temporary sibling directory; swap it in as ``final`` only if the block succeeds.
+
+    On any exception the temporary directory is removed (a kill leaves it with a ``.tmp-NAME-PID-``
+    prefix that readers ignore and a later write removes), so ``final`` is either absent, the old
+    output, or the new one complete. With ``kind``, the output's marker
+    (:mod:`eegalign.outputs`) is written into it, and an existing ``final`` is replaced only if
+    it is an eegalign output of that kind (or empty). Files are fsynced before the swap.
+    """
+    from eegalign.outputs import check_replaceable, write_marker
+
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    clean_stale(final.parent, final.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); outputs get the usual permissions
     try:
         yield tmp
-        if final.exists():
+        if kind is not None:
+            write_marker(tmp, kind, command)
+        if final.exists() or final.is_symlink():
             if not overwrite:
-                raise FileExistsError(f"{final} already exists")
-            trash = final.with_name(f".trash-{final.name}-{os.getpid()}")
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+                raise ConfigError(f"{final} already exists (pass --overwrite to replace it)")
+            if kind is not None:
+                check_replaceable(final, kind)
+            elif not final.is_dir() or final.is_symlink():
+                raise ConfigError(f"{final} exists and is not a directory; it is not replaced")
+        _fsync_tree(tmp)
+        _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -52,15 +166,16 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
 
 @contextlib.contextmanager
 def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the same directory; rename it to ``final`` on success."""
+    """Yield a temporary path in the same directory; fsync it and rename it to ``final`` on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}-", dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
     tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600)
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -68,9 +183,13 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented, strict JSON (no NaN/Infinity), atomically."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    except ValueError as e:  # NaN or Infinity somewhere: not JSON, refuse before writing anything
+        raise DataError(f"refusing to write {Path(path).name}: a value is NaN or infinite, which strict JSON cannot hold ({e})") from e
     with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def _json_default(o: Any) -> Any:

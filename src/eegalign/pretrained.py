@@ -71,6 +71,7 @@ def save_pretrained(
     from eegalign import __version__
     from eegalign.io import atomic_dir, write_json
     from eegalign.models import encoder_config
+    from eegalign.outputs import write_marker
 
     inner, residual = _unwrap(encoder)
     cfg = encoder_config(inner)  # raises ConfigError for a network outside the registry
@@ -100,6 +101,7 @@ def save_pretrained(
             if extra_files is not None:
                 config["onnx"] = extra_files(encoder, tmp)
             write_json(tmp / CONFIG, config)
+            write_marker(tmp, "model", "eegalign export")
     finally:
         encoder.train(was_training)
     return Path(out)
@@ -170,6 +172,7 @@ def preprocess_from_cache(cache_dir: str | os.PathLike) -> dict[str, Any]:
     """
     from eegalign.audit.features import epoch_timing
     from eegalign.data.cache import Cache
+    from eegalign.data.preprocessing_record import preprocessing_record
 
     cache = Cache.open(cache_dir)
     stats, manifest = cache.stats, cache.manifest
@@ -188,7 +191,7 @@ def preprocess_from_cache(cache_dir: str | os.PathLike) -> dict[str, Any]:
         "epoch": {"start_samples": int(round(timing.start_ms * sfreq / 1000.0)), "n_times": cache.n_times,
                   "start_ms": timing.start_ms, "start_source": timing.source},
         "source_cache": {"path": str(cache.path), "fingerprint": manifest.get("fingerprint"),
-                         "format": manifest.get("format")},
+                         "format": manifest.get("format"), "record": preprocessing_record(manifest)},
     }
 
 
@@ -204,9 +207,9 @@ def load_any(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """An encoder from a checkpoint file or a model directory, with ``load_encoder``'s info record."""
     if Path(path).is_dir():
         encoder, config = load_pretrained(path)
-        source = config.get("source") or {}
+        source, cache = config.get("source") or {}, read_preprocess(path).get("source_cache") or {}
         return encoder, {"encoder": config["encoder"], "route": config.get("route"), "loss": source.get("loss"),
-                         "cache": (config.get("source_cache") or {}).get("path"), "epoch": source.get("epoch"),
+                         "cache": cache.get("path"), "preprocessing": cache.get("record"), "epoch": source.get("epoch"),
                          "global_step": source.get("global_step"), "hyper_parameters": {}, "model_dir": str(path)}
     from eegalign.checkpoints import load_encoder
 

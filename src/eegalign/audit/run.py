@@ -177,7 +177,7 @@ def write_audit(result: AuditResult, out_dir: str | os.PathLike, overwrite: bool
         raise ConfigError(f"output directory {out} already exists (pass --overwrite to replace it)")
     data = result.to_json()
     markdown, page = audit_page(data)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="audit", command="eegalign audit") as tmp:
         write_json(tmp / "audit.json", data)
         (tmp / "audit.md").write_text(markdown, encoding="utf-8")
         (tmp / "audit.html").write_text(page, encoding="utf-8")

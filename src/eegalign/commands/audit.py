@@ -46,13 +46,10 @@ def _window(values: list[str] | None) -> tuple[float | None, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from eegalign.audit.run import AuditSettings, run_audit, write_audit
-    from eegalign.errors import ConfigError
+    from eegalign.outputs import check_out
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
+    check_out(args.out, "audit", inputs=[args.cache], overwrite=args.overwrite)
     settings = AuditSettings(
         window_ms=_window(args.window_ms), epoch_start_ms=args.epoch_start_ms, bin_ms=args.bin_ms,
         n_permutations=args.permutations, n_bootstrap=args.bootstrap, alpha=args.alpha, seed=args.seed,

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     import numpy as np
@@ -34,15 +35,24 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.models.baselines import DEFAULT_ALPHAS, fit_ridge, ridge_features
     from eegalign.predictions import Predictions
 
+    from eegalign.outputs import check_out
+
+    if args.bins < 1:
+        raise EEGAlignError(f"--bins must be a positive number of time bins, got {args.bins}")
+    if args.alphas is not None and not all(np.isfinite(a) and a > 0 for a in args.alphas):
+        raise EEGAlignError(f"--alphas must be positive, finite numbers, got {' '.join(f'{a:g}' for a in args.alphas)}")
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise EEGAlignError(f"{out} already exists; pass --overwrite to replace it")
+    check_out(out, "ridge", inputs=[args.cache], overwrite=args.overwrite)
     cache = Cache.open(args.cache)
     idx = {s: cache.split_indices(s, args.subjects) for s in ("train", "validation", args.split)}
     for s, ix in idx.items():
         if len(ix) == 0:
             raise DataError(f"cache {cache.path} has no {s} trials" + (f" for subjects {args.subjects}" if args.subjects else ""))
-    feats = {s: ridge_features(cache.eeg[ix], args.bins) for s, ix in idx.items()}
+    bins = min(args.bins, cache.n_times)  # what ridge_features uses: a bin holds at least one sample
+    if bins != args.bins:
+        print(f"eegalign: warning: --bins {args.bins} is more than the {cache.n_times} samples per trial; using {bins}",
+              file=sys.stderr)
+    feats = {s: ridge_features(cache.eeg[ix], bins) for s, ix in idx.items()}
     targets = {s: cache.trial_targets(args.route, ix) for s, ix in idx.items()}
     alphas = tuple(args.alphas) if args.alphas else DEFAULT_ALPHAS
     print(f"ridge: {len(idx['train'])} train / {len(idx['validation'])} validation trials, "
@@ -62,10 +72,11 @@ def run(args: argparse.Namespace) -> int:
         classes=cache.classes,
         cache=str(cache.path),
     )
-    with atomic_dir(out, overwrite=args.overwrite) as tmp:
+    with atomic_dir(out, overwrite=args.overwrite, kind="ridge", command="eegalign baseline ridge") as tmp:
         preds.save(tmp / "predictions.safetensors")
         write_json(tmp / "ridge.json", {
-            "alpha": model.alpha, "bins": args.bins, "route": args.route, "split": args.split,
+            "alpha": model.alpha, "bins": bins, "route": args.route, "split": args.split,
+            **({"bins_requested": args.bins} if bins != args.bins else {}),
             "n_train": len(idx["train"]), "n_validation": len(idx["validation"]),
             "selection": "lowest validation MSE", "validation_curve": model.curve,
         })

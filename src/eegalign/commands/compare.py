@@ -53,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to compare: give RUN_DIR arguments or --routes IMAGE_GEN_DIR TEXT_GEN_DIR")
     if args.grid_trials < 0:
         raise ConfigError(f"--grid-trials must be >= 0, got {args.grid_trials}")
-    if Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
+    from eegalign.outputs import check_out
+
+    check_out(args.out, "comparison", inputs=runs, overwrite=args.overwrite)
     out = write_comparison(runs, args.out, overwrite=args.overwrite, routes=routes, grid_trials=args.grid_trials)
     print(f"comparison of {len(runs)} runs: {out / 'compare.html'}")
     return 0

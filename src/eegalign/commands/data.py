@@ -65,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eegalign.outputs import check_not_input, check_out, check_writable
+
+    if args.action == "synth":
+        check_out(args.out, "synthetic", overwrite=args.overwrite)
+    else:
+        check_not_input(args.out, [args.source, args.splits])
+        check_writable(args.out)
     if args.action == "synth" and args.layout == "things-eeg2":
         from eegalign.data.synthetic_things import write_synthetic_things
 

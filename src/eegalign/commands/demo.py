@@ -79,9 +79,16 @@ def run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     marker = out / "demo.json"
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ConfigError(f"{out} is not empty; pass --overwrite or choose another --out")
+    from eegalign.io import atomic_dir
+    from eegalign.outputs import check_out, check_writable, write_marker
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not args.overwrite:
+            raise ConfigError(f"{out} is not empty; pass --overwrite or choose another --out")
+        check_out(out, "demo", overwrite=True)  # only an earlier demo is replaced, stage by stage
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "demo", "eegalign demo")
     t_all = time.perf_counter()
 
     data_dir, cache_dir, run_dir = out / "data", out / "cache", out / "run"
@@ -116,23 +123,25 @@ def run(args: argparse.Namespace) -> int:
         fit += THINGS_FIT
     if args.epochs is not None:
         fit += ["--trainer.max_epochs", str(args.epochs)]
-    _call(fit)
+    with atomic_dir(run_dir, overwrite=True, kind="run", command="eegalign demo (fit)") as tmp_run:
+        fit[fit.index("--trainer.default_root_dir") + 1] = str(tmp_run)  # an earlier demo's run stays until this one ends
+        _call(fit)
     ckpt = _best_checkpoint(run_dir)
     print(f"   {time.perf_counter() - t:.1f}s  checkpoint: {ckpt}")
 
     t = _stage("4/5 evaluate on the test split (+ ridge baseline)")
     _call(["evaluate", "--ckpt", str(ckpt), "--cache", str(cache_dir), "--split", "test", "--out", str(eval_dir),
-           "--audit", str(out / "audit")])
-    _call(["baseline", "ridge", "--cache", str(cache_dir), "--route", args.route, "--split", "test", "--out", str(ridge_dir)])
+           "--audit", str(out / "audit"), "--overwrite"])
+    _call(["baseline", "ridge", "--cache", str(cache_dir), "--route", args.route, "--split", "test", "--out", str(ridge_dir), "--overwrite"])
     _call(["evaluate", "--predictions", str(ridge_dir / "predictions.safetensors"), "--train-targets", str(cache_dir),
-           "--out", str(ridge_dir / "evaluation")])
-    _call(["compare", str(eval_dir), str(ridge_dir / "evaluation"), "--out", str(out / "comparison")])
+           "--out", str(ridge_dir / "evaluation"), "--overwrite"])
+    _call(["compare", str(eval_dir), str(ridge_dir / "evaluation"), "--out", str(out / "comparison"), "--overwrite"])
     print(f"   {time.perf_counter() - t:.1f}s")
 
     if args.sd_model:
         t = _stage("5/5 generate images")
         gen = ["generate", "--predictions", str(eval_dir / "predictions.safetensors"), "--sd-model", args.sd_model,
-               "--out", str(out / "generation"), "--limit", "8"]
+               "--out", str(out / "generation"), "--limit", "8", "--overwrite"]
         if args.ip_adapter:
             gen += ["--ip-adapter", args.ip_adapter]
         if args.classifier:

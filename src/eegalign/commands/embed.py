@@ -25,7 +25,12 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.data.cache import Cache
     from eegalign.data.targets import embed_images, embed_texts
 
+    from pathlib import Path
+
+    from eegalign.outputs import check_writable
+
     cache = Cache.open(args.cache)
+    check_writable(Path(cache.path) / "targets")  # before loading models and embedding every image
     routes = ("image", "text") if args.route == "both" else (args.route,)
     for route in routes:
         fn, model = (embed_images, args.image_model) if route == "image" else (embed_texts, args.text_model)

@@ -32,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.errors import ConfigError
     from eegalign.pretrained import channel_names_of, preprocess_from_cache, save_pretrained
 
+    from eegalign.outputs import check_out
+
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    check_out(out, "model", inputs=[args.ckpt, args.cache], overwrite=args.overwrite)
     if not args.tolerance > 0:
         raise ConfigError("--tolerance must be > 0")
     encoder, info = load_encoder(args.ckpt)

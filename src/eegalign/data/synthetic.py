@@ -689,7 +689,7 @@ def write_synthetic_dataset(
     trial_rng = world.trial_rng()
     counts: dict[str, int] = {}
 
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="synthetic", command="eegalign data synth") as tmp:
         bar = tqdm(total=params.subjects * len(image_ids), desc="synthesising EEG", unit="trial", disable=not progress)
         for split_idx, split in enumerate(SPLITS):
             subj, img = _split_rows(world, split_idx, trial_rng, design)  # subject-major rows

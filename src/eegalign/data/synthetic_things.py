@@ -82,7 +82,7 @@ def write_synthetic_things(
     ch_names = [f"EEG{i + 1:02d}" for i in range(n_chans)]
     times = np.arange(n_times) / float(n_times) - 0.2  # seconds, -0.2 .. 0.8
     rng = world.trial_rng()
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="synthetic", command="eegalign data synth --layout things-eeg2") as tmp:
         meta = {}
         for part, rows in parts.items():
             folder = "training_images" if part == "train" else "test_images"
