@@ -99,3 +99,18 @@ def test_onnx_parity(name: str, preset: str, tmp_path: Path) -> None:
     assert parity(enc, tmp_path / "m.onnx", batches=batches, seed=1) <= 1e-4
     if not record["dynamic_batch"]:
         assert name == "braindecode_atcnet"  # the one network whose graph bakes in the batch size (documented)
+
+
+def test_convert_seed_cli(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from seed_reference import NervFormerV2
+
+    torch.manual_seed(0)
+    seed = NervFormerV2().eval()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in seed.state_dict().items()}}, tmp_path / "seed.ckpt")
+    assert main(["convert-seed", "--ckpt", str(tmp_path / "seed.ckpt"), "--model", "nervformer", "--out", str(tmp_path / "m")]) == 0
+    x = torch.randn(2, 128, 440)
+    with torch.no_grad():
+        torch.testing.assert_close(from_pretrained(tmp_path / "m")(x), seed(x), rtol=1e-4, atol=1e-5)
