@@ -63,6 +63,13 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+def _is_disk_error(exc: BaseException) -> bool:
+    """A full disk, a quota or a read-only file system: the user's to fix, reported in one line."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
 def _report_error(exc: BaseException, debug: bool) -> int:
     from eegalign.errors import EEGAlignError
 
@@ -73,7 +80,7 @@ def _report_error(exc: BaseException, debug: bool) -> int:
 
         traceback.print_exception(exc)
     user_errors: tuple[type[BaseException], ...] = (EEGAlignError, FileNotFoundError, NotADirectoryError, PermissionError)
-    if isinstance(exc, user_errors):
+    if isinstance(exc, user_errors) or _is_disk_error(exc):
         msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
         print(f"eegalign: error: {msg}", file=sys.stderr)
         return 2
