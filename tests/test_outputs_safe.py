@@ -372,3 +372,46 @@ def test_full_disk_is_refused_before_the_work(small_cache: Path, outputs: dict[s
     rc = main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmpfs / "eval"), *FAST_EVAL])
     _one_error_line(rc, capsys.readouterr().err)
     assert not (tmpfs / "eval").exists() and not list(tmpfs.glob(".tmp-*"))
+
+
+# --------------------------------------------------------------------------- generate --nway-only
+
+
+def _fake_generation(root: Path) -> Path:
+    """A generate output as `eegalign generate` leaves it: images, grids, generation.json, marker."""
+    from PIL import Image
+
+    for sub in ("images", "originals", "grids"):
+        (root / sub).mkdir(parents=True)
+    trials = []
+    for i in range(2):
+        rec = {"index": i, "image_id": f"im{i}", "label": i, "wnid": None, "class_name": None, "subject": 1,
+               "seed": i, "original": f"originals/im{i}.png", "true": f"images/{i:05d}_true.png",
+               "eeg": f"images/{i:05d}_eeg.png"}
+        for kind in ("original", "true", "eeg"):
+            Image.new("RGB", (8, 8), (40 * i, 80, 120)).save(root / rec[kind])
+        trials.append(rec)
+    Image.new("RGB", (8, 8)).save(root / "grids" / "grid_000.png")
+    index = {"predictions": None, "model": "m", "route": "image", "split": "test", "n_trials_total": 2,
+             "images_dir": None, "settings": {}, "selection": {}, "trials": trials,
+             "grids": ["grids/grid_000.png"], "nway": None}
+    (root / "generation.json").write_text(json.dumps(index))
+    (root / "generation.html").write_text("<html></html>")
+    (root / MARKER).write_text(json.dumps({"kind": "generation"}))
+    return root
+
+
+def test_failed_nway_only_leaves_the_generation_untouched(tmp_path: Path, capsys) -> None:
+    gen = _fake_generation(tmp_path / "gen")
+    (gen / "images" / "00001_eeg.png").unlink()  # a missing image: the grids cannot be redrawn
+    before = _snapshot(gen)
+    rc = main(["generate", "--nway-only", "--out", str(gen), "--classifier", str(tmp_path / "vit")])
+    assert "00001_eeg.png" in _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(gen) == before
+    # all images there, but the classifier cannot be loaded: the grids were redrawn in the copy only
+    gen2 = _fake_generation(tmp_path / "gen2")
+    before = _snapshot(gen2)
+    rc = main(["generate", "--nway-only", "--out", str(gen2), "--classifier", str(tmp_path / "no-classifier")])
+    _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(gen2) == before
+    _no_leftovers(tmp_path)

@@ -388,11 +388,29 @@ def load_index(out: str | os.PathLike) -> dict[str, Any]:
 
 
 def rescore(out: str | os.PathLike, nway: NWaySettings, grid_rows: int = 8) -> dict[str, Any]:
-    """N-way accuracy (and fresh grids/report) for the images already in a generate output directory."""
+    """N-way accuracy (and fresh grids/report) for the images already in a generate output directory.
+
+    Computed in a temporary copy (hard links where possible) swapped in only when complete: a failure
+    (a missing image, an unloadable classifier) leaves the directory exactly as it was.
+    """
+    from eegalign.io import atomic_dir
+
     index = load_index(out)
     for r in index["trials"]:
         r.pop("top1", None)
-    return finish(Path(out), index, nway=nway, grid_rows=grid_rows)
+    with atomic_dir(out, overwrite=True, kind="generation", command="eegalign generate --nway-only") as tmp:
+        shutil.copytree(out, tmp, dirs_exist_ok=True, copy_function=_link_or_copy,
+                        ignore=shutil.ignore_patterns(".tmp-*"))
+        finish(tmp, index, nway=nway, grid_rows=grid_rows)
+    return index
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (files are only ever replaced, never written in place), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def merge(
