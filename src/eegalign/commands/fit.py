@@ -88,8 +88,9 @@ def _atomic_save_config() -> type:
         def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
             if self.already_saved:
                 return
-            if self.save_to_log_dir and trainer.is_global_zero:
-                with atomic_file(os.path.join(trainer.log_dir, self.config_filename)) as tmp:
+            log_dir = trainer.log_dir if self.save_to_log_dir else None  # a collective: every rank asks
+            if log_dir is not None and trainer.is_global_zero:
+                with atomic_file(os.path.join(log_dir, self.config_filename)) as tmp:
                     self.parser.save(self.config, str(tmp), skip_none=False, overwrite=True, multifile=False)
             if trainer.is_global_zero:
                 self.save_config(trainer, pl_module, stage)
