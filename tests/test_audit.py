@@ -133,7 +133,7 @@ def test_evaluate_report_shows_the_audit(tmp_path: Path) -> None:
     write_audit(run_audit(cache, FAST), tmp_path / "audit")
     rng = np.random.default_rng(0)
     true = np.repeat(rng.normal(size=(6, 16)).astype(np.float32), 2, axis=0)
-    Predictions(pred=true + rng.normal(size=true.shape).astype(np.float32), true=true, label=np.arange(12) % 3,
+    Predictions(pred=true + rng.normal(size=true.shape).astype(np.float32), true=true, label=(np.arange(12) // 2) % 3,
                 subject=np.tile([1, 2], 6), image_ids=[f"i{k // 2}" for k in range(12)], route="image",
                 model="toy").save(tmp_path / "p.safetensors")
     out = tmp_path / "eval"

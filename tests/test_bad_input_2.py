@@ -154,3 +154,245 @@ def test_old_checkpoint_without_record_warns(small_cache: Path, capsys) -> None:
     assert "does not record the preprocessing" in capsys.readouterr().err
     check_preprocessing(preprocessing_record(manifest), manifest, "checkpoint same.ckpt")  # identical: silent
     assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- predictions-file metadata
+
+
+def _predictions_file(path: Path, *, ids=None, true=None, label=None, tensors=None, classes=None) -> None:
+    """A predictions file written with raw safetensors, so that any metadata can be broken."""
+    from eegalign.io import save_tensors
+
+    rng = np.random.default_rng(0)
+    img = np.repeat(rng.normal(size=(4, 8)).astype(np.float32), 2, axis=0)  # 4 images x 2 trials
+    arrays = {"pred": img + 0.1, "true": img if true is None else true, "label": np.repeat(np.arange(4), 2) if label is None else label,
+              "subject": np.tile([1, 2], 4)}
+    arrays.update(tensors or {})
+    meta = {"image_ids": json.dumps([f"i{k // 2}" for k in range(8)] if ids is None else ids), "route": "image"}
+    if classes is not None:
+        meta["classes"] = json.dumps(classes)
+    save_tensors(path, arrays, meta)
+
+
+def _swap_targets(path: Path) -> None:
+    t = np.repeat(np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32), 2, axis=0)
+    t[1] = t[2]  # trial 1 (image i0) carries image i1's target
+    _predictions_file(path, true=t)
+
+
+PRED_CASES = {
+    "ids-not-a-list": (lambda p: _predictions_file(p, ids={"a": 1}), "list of strings"),
+    "ids-numbers": (lambda p: _predictions_file(p, ids=list(range(8))), "list of strings"),
+    "ids-too-few": (lambda p: _predictions_file(p, ids=["a"] * 3), "image_ids has 3"),
+    "one-id-two-targets": (_swap_targets, "two different targets"),
+    "one-id-two-labels": (lambda p: _predictions_file(p, label=np.arange(8)), "two different labels"),
+    "labels-float": (lambda p: _predictions_file(p, label=np.repeat(np.arange(4), 2) + 0.5), "integer"),
+    "pred-int": (lambda p: _predictions_file(p, tensors={"pred": np.ones((8, 8), np.int32)}), "floating-point"),
+    "classes-not-strings": (lambda p: _predictions_file(p, classes=[1, 2]), "'classes'"),
+    "labels-beyond-classes": (lambda p: _predictions_file(p, classes=["a", "b"]), "labels span 0..3"),
+}
+
+
+@pytest.mark.parametrize("case", list(PRED_CASES))
+def test_predictions_metadata_is_validated(tmp_path: Path, capsys, case: str) -> None:
+    write, expect = PRED_CASES[case]
+    write(tmp_path / "p.safetensors")
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out)])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- argparse and Lightning paths
+
+
+@pytest.mark.parametrize("argv", [["evaluate"], ["data", "synth", "--out", "x", "--subjects", "two"], ["no-such-command"],
+                                  ["baseline", "ridge", "--cache", "c", "--out", "o", "--bins"]],
+                         ids=["missing-option", "bad-int-subparser", "unknown-command", "option-without-value"])
+def test_argparse_errors_are_one_line(argv: list[str]) -> None:
+    r = _cli(*argv)
+    line = _one_error_line(r.returncode, r.stderr)
+    assert r.returncode == 2 and "--help" in line
+    assert r.stderr.strip() == line and "usage:" not in r.stderr  # not argparse's usage text
+
+
+def _demo_config(tmp_path: Path, lr: str) -> Path:
+    from importlib import resources
+
+    text = resources.files("eegalign.configs").joinpath("demo.yaml").read_text()
+    cfg = tmp_path / f"lr{lr}.yaml"
+    cfg.write_text("\n".join(f"  lr: {lr}" if ln.strip().startswith("lr:") else ln for ln in text.splitlines()))
+    return cfg
+
+
+FIT_ONE = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.mark.parametrize("case, expect", [pytest.param("lr-nan", "model.lr", marks=pytest.mark.slow),
+                                          pytest.param("lr-negative", "model.lr", marks=pytest.mark.slow),
+                                          ("gpu", "--trainer.accelerator cpu"), ("binary-config", "not a text file")])
+def test_lightning_configuration_errors(small_cache: Path, tmp_path: Path, case: str, expect: str) -> None:
+    from importlib import resources
+
+    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
+    extra = {"lr-nan": ["--config", str(_demo_config(tmp_path, ".nan"))],
+             "lr-negative": ["--config", str(_demo_config(tmp_path, "-1"))],
+             "gpu": ["--config", demo, "--trainer.accelerator", "gpu"]}.get(case)
+    if case == "binary-config":
+        (tmp_path / "bin.yaml").write_bytes(b"\x00\x01model:\xff\xfe\x80")
+        extra = ["--config", str(tmp_path / "bin.yaml")]
+    run = tmp_path / "run"
+    r = _cli("fit", *extra, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run), *FIT_ONE)
+    assert expect in _one_error_line(r.returncode, r.stderr)
+    assert not list(run.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("bad", [{"lr": float("nan")}, {"lr": -1.0}, {"lr": float("inf")}, {"weight_decay": float("inf")},
+                                 {"betas": (0.9, 1.5)}, {"warmup_epochs": -1}])
+def test_optimiser_settings_are_validated(bad: dict) -> None:
+    """What `lr: .nan` / `lr: -1` in a config reach (the subprocess cases above are marked slow)."""
+    from eegalign.errors import ConfigError
+    from eegalign.losses import MSELoss
+    from eegalign.models import build_model
+    from eegalign.system import AlignmentModule
+
+    enc = build_model("mlp", n_chans=4, n_times=8, out_shape=(3,), hidden=4)
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        AlignmentModule(enc, MSELoss(), **bad)
+
+
+def _pickle_payload(path: Path, flag: Path, wrap=lambda obj: {"state_dict": {}, "evil": obj}) -> None:
+    import torch
+
+    class Payload:  # unpickling this would create `flag`
+        def __reduce__(self):
+            return (Path.touch, (flag,))
+
+    torch.save(wrap(Payload()), path)
+
+
+@pytest.mark.parametrize("subcommand", [pytest.param("fit", marks=pytest.mark.slow), "validate",
+                                        pytest.param("predict", marks=pytest.mark.slow)])
+def test_pickled_ckpt_path_is_refused_without_torch_advice(small_cache: Path, tmp_path: Path, subcommand: str) -> None:
+    from importlib import resources
+
+    ckpt, flag = tmp_path / "evil.ckpt", tmp_path / "pwned"
+    _pickle_payload(ckpt, flag)
+    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
+    r = _cli(subcommand, "--config", demo, "--data.cache", str(small_cache), "--trainer.default_root_dir",
+             str(tmp_path / "run"), "--ckpt_path", str(ckpt), *FIT_ONE)
+    line = _one_error_line(r.returncode, r.stderr)
+    assert "never unpickles" in line and "trust" not in r.stderr and "weights_only=False" not in r.stderr
+    assert not flag.exists()
+
+
+# ----------------------------------------------------------------------------- embed: corrupt images, pickled weights
+
+
+def _tiny_clip_dir(path: Path, pickled_flag: Path | None = None) -> Path:
+    """A tiny real CLIPVisionModelWithProjection directory; with a flag, its weights are a malicious pickle."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    cfg = CLIPVisionConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=16, projection_dim=4)
+    if pickled_flag is None:
+        CLIPVisionModelWithProjection(cfg).save_pretrained(path)
+    else:
+        path.mkdir()
+        cfg.save_pretrained(path)
+        _pickle_payload(path / "pytorch_model.bin", pickled_flag, wrap=lambda obj: {"x": obj})
+    return path
+
+
+def test_embed_refuses_pickled_bin_weights(small_cache: Path, tmp_path: Path, capsys) -> None:
+    flag = tmp_path / "pwned"
+    model = _tiny_clip_dir(tmp_path / "clip", flag)
+    rc = main(["embed", "--cache", str(small_cache), "--route", "image", "--image-model", str(model), "--device", "cpu"])
+    err = capsys.readouterr().err
+    line = _one_error_line(rc, err)
+    assert "never unpickles" in line and "trust" not in err and not flag.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated-header", "truncated-data"])
+def test_embed_refuses_corrupt_jpeg(cache_copy: Path, tmp_path: Path, capsys, damage: str) -> None:
+    model = _tiny_clip_dir(tmp_path / "clip")
+    img = sorted((cache_copy / "images").iterdir())[0]
+    data = img.read_bytes()
+    img.write_bytes(data[:300] if damage == "truncated-header" else data[: len(data) * 2 // 3])
+    before = (cache_copy / "targets" / "image.safetensors").read_bytes()
+    rc = main(["embed", "--cache", str(cache_copy), "--route", "image", "--image-model", str(model), "--device", "cpu"])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    assert img.name in line and "not a readable image" in line
+    assert (cache_copy / "targets" / "image.safetensors").read_bytes() == before  # nothing replaced
+
+
+# ----------------------------------------------------------------------------- prepare: concurrency, output inside the source
+
+
+def test_second_prepare_into_the_same_out_is_refused_while_the_first_writes(synthetic_dir: Path, tmp_path: Path, capsys) -> None:
+    from eegalign.data.cache import _exclusive_prepare
+
+    out = tmp_path / "cache"
+    with _exclusive_prepare(out):  # what a running `prepare --out cache` holds
+        rc = main(["data", "prepare", "--source", str(synthetic_dir), "--out", str(out), "--norm", "channel"])
+        line = _one_error_line(rc, capsys.readouterr().err)
+    assert "another `eegalign data prepare`" in line and f"pid {__import__('os').getpid()}" in line
+    assert not out.exists()
+    assert main(["data", "prepare", "--source", str(synthetic_dir), "--out", str(out)]) == 0  # free again
+
+
+def test_identical_prepare_rerun_inside_its_source_reuses_the_cache(synthetic_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(synthetic_dir, src)
+    argv = ["data", "prepare", "--source", str(src), "--out", str(src / "cache")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "reusing cache" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- generate: impossible N-way before any image
+
+
+@pytest.mark.parametrize("args, expect", [(["--nway", "5000"], "at most 1000"), (["--nway", "10", "--topk", "11"], "--topk"),
+                                          (["--nway", "1"], ">= 2")], ids=["nway-above-classes", "topk-above-nway", "nway-1"])
+def test_generate_checks_nway_before_generating(tmp_path: Path, capsys, args: list[str], expect: str) -> None:
+    """No Stable Diffusion model exists here: the refusal must come first, naming --nway/--topk, not the model."""
+    _predictions_file(tmp_path / "p.safetensors")
+    out = tmp_path / "gen"
+    rc = main(["generate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out), "--classifier",
+               str(tmp_path / "no-classifier"), "--sd-model", str(tmp_path / "no-sd"), *args])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    assert expect in line and "--sd-model" not in line and not out.exists()
+    for mode in (["--nway-only"], ["--merge", str(tmp_path / "a"), str(tmp_path / "b")]):
+        rc = main(["generate", "--out", str(out), "--classifier", "c", *mode, *args])
+        assert expect in _one_error_line(rc, capsys.readouterr().err)
+
+
+# ----------------------------------------------------------------------------- targets: cache targets and --train-targets
+
+
+def test_cache_targets_with_nan_are_refused(cache_copy: Path, tmp_path: Path, capsys) -> None:
+    from eegalign.io import load_tensors, save_tensors
+
+    arrays, meta = load_tensors(cache_copy / "targets" / "image.safetensors")
+    arrays["embeddings"][3, 0] = np.nan
+    save_tensors(cache_copy / "targets" / "image.safetensors", arrays, meta)
+    rc = main(["baseline", "ridge", "--cache", str(cache_copy), "--out", str(tmp_path / "r")])
+    assert "NaN or Inf" in _one_error_line(rc, capsys.readouterr().err) and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("tensors, expect", [({"embeddings": np.full((4, 8), np.nan, np.float32)}, "NaN"),
+                                             ({"label": np.arange(4) + 0.5}, "integers")], ids=["nan", "float-labels"])
+def test_train_targets_file_is_validated(tmp_path: Path, capsys, tensors: dict, expect: str) -> None:
+    from eegalign.io import save_tensors
+
+    _predictions_file(tmp_path / "p.safetensors")
+    arrays = {"embeddings": np.ones((4, 8), np.float32), "label": np.arange(4)}
+    save_tensors(tmp_path / "train.safetensors", {**arrays, **tensors})
+    rc = main(["evaluate", "--predictions", str(tmp_path / "p.safetensors"), "--train-targets",
+               str(tmp_path / "train.safetensors"), "--out", str(tmp_path / "e")])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)

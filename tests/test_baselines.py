@@ -84,7 +84,7 @@ def test_models_command_shows_one_encoders_options_and_fit_flags(capsys):
     out = capsys.readouterr().out
     for option, value in model_class("nervformer").presets["small"].items():
         assert option in out and repr(value) in out
-    assert "--model.encoder eegalign.models.NervFormer" in out and "--model.encoder.dict_kwargs." in out
+    assert "--model.encoder eegalign.models.NervFormer" in out and "--model.encoder.init_args." in out
     assert main(["models", "nervformer", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["presets"] == json.loads(json.dumps(model_class("nervformer").presets))
     assert main(["models", "no_such_model"]) == 2

@@ -20,10 +20,11 @@ from eegalign.predictions import Predictions
 def _preds(n: int = 6, route: str = "image") -> Predictions:
     rng = np.random.default_rng(0)
     shape = (n, 8) if route == "image" else (n, 5, 4)
+    img = np.arange(n) % 3  # trials of one image share its target and label
     return Predictions(
         pred=rng.normal(size=shape).astype(np.float32),
-        true=rng.normal(size=shape).astype(np.float32),
-        label=np.arange(n, dtype=np.int64) % 2,
+        true=rng.normal(size=(3, *shape[1:])).astype(np.float32)[img],
+        label=(img % 2).astype(np.int64),
         subject=np.ones(n, dtype=np.int64),
         image_ids=[f"img{i % 3}" for i in range(n)],
         route=route,

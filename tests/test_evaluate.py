@@ -21,7 +21,7 @@ def _write_ckpt(path: Path, out_shape: tuple[int, ...], route: str, cache: Path 
     from eegalign.models import build_model, encoder_config
 
     torch.manual_seed(0)
-    enc = build_model("mlp", n_chans=128, n_times=440, out_shape=out_shape, hidden=8)
+    enc = build_model("mlp", n_chans=128, n_times=440, out_shape=out_shape, d_hidden=8)
     ckpt = {
         "state_dict": {f"encoder.{k}": v for k, v in enc.state_dict().items()},
         "eegalign": {"encoder": encoder_config(enc), "route": route, "loss": {"name": "mse"}, "cache": str(cache)},

@@ -35,6 +35,17 @@ def test_fit_help_lists_every_group(capsys: pytest.CaptureFixture[str]) -> None:
                    "--trainer.accumulate_grad_batches", "--trainer.gradient_clip_val", "--checkpoint.save_top_k",
                    "--ckpt_path", "--seed_everything"):
         assert option in out, option
+    assert "--model.encoder.help eegalign.models.NervFormer" in out and "--model.encoder.init_args.NAME" in out
+
+
+def test_encoder_help_lists_typed_hyperparameters(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--model.encoder.help", "eegalign.models.NervFormer"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("d_model", "n_heads", "n_layers", "kernel_size", "dropout"):
+        assert f"--model.encoder.{name}" in out, name
+    assert "attention heads of the temporal transformer" in out and "type: int | null" in out
 
 
 def test_unknown_key_exits_nonzero_without_traceback(small_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,9 +102,9 @@ def test_tiny_fit_writes_run_dir_and_loadable_checkpoints(
 
 
 @pytest.mark.parametrize("name", ["eegformer_reference", "eegformer_contrastive", "nervformer_reference",
-                                  "eegnet_transformer_text", "demo"])
+                                  "eegnet_transformer_text", "demo", "demo_text", "things_nervformer", "things_nice"])
 def test_shipped_configs_parse(name: str, small_cache: Path) -> None:
-    """Every shipped config parses against the current classes (no training: --print_config)."""
+    """Every shipped config parses against the current classes (no training: run=False)."""
 
     from eegalign.commands.fit import _cli_class
     from eegalign.data.datamodule import EEGDataModule
@@ -107,6 +118,22 @@ def test_shipped_configs_parse(name: str, small_cache: Path) -> None:
     assert cli.model.route == cli.datamodule.route
     enc = cli.model.encoder
     assert (enc.n_chans, enc.n_times, tuple(enc.out_shape)) == (128, 440, tuple(cli.datamodule.target_shape))
+
+
+def test_encoder_hyperparameter_set_on_the_command_line(small_cache: Path) -> None:
+    from eegalign.commands.fit import _cli_class
+    from eegalign.data.datamodule import EEGDataModule
+    from eegalign.system import AlignmentModule
+
+    cli = _cli_class()(
+        AlignmentModule, EEGDataModule, run=False,
+        args=["--config", str(CONFIGS / "nervformer_reference.yaml"), "--data.cache", str(small_cache),
+              "--model.encoder.init_args.preset", "small", "--model.encoder.init_args.n_heads", "8",
+              "--model.encoder.init_args.d_model", "64"],
+        save_config_kwargs={"overwrite": True},
+    )
+    enc = cli.model.encoder
+    assert enc.hyper["n_heads"] == 8 and enc.hyper["d_model"] == 64 and enc.embed.out_features == 64
 
 
 def test_reference_configs_match_the_seed() -> None:

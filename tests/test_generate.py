@@ -203,7 +203,7 @@ def test_user_errors_are_one_line(assets: dict[str, Path], tmp_path: Path, capsy
 
 
 def test_select_trials_seeded_per_class_limit_shard() -> None:
-    from eegalign.generation.run import select_trials
+    from eegalign.generation.selection import select_trials
 
     labels = np.repeat(np.arange(4), 5)  # 4 classes x 5 trials
     picked = select_trials(labels, per_class=2, seed=3)
@@ -219,7 +219,7 @@ def test_select_trials_seeded_per_class_limit_shard() -> None:
 def test_wnids_from_cache_meta_when_predictions_lack_classes(tmp_path: Path) -> None:
     import pandas as pd
 
-    from eegalign.generation.run import trial_wnids
+    from eegalign.generation.selection import trial_wnids
 
     pd.DataFrame({"label": [0, 1, 1], "label_folder": ["n02106662", "n02124075", "n02124075"]}).to_parquet(
         tmp_path / "meta.parquet")

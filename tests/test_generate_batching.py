@@ -43,7 +43,7 @@ def _embeds(route: str, seed: int = 0) -> torch.Tensor:
 
 def _run(pipes: dict, route: str, embeds: torch.Tensor, seeds: list[int], guidance: float = 7.5) -> list[np.ndarray]:
     pipe = pipes[route]
-    negative = encode_empty_prompt(pipe, pipe.device) if route == "text" else None
+    negative = encode_empty_prompt(pipe) if route == "text" else None
     images = generate_batch(pipe, embeds, route, seeds, steps=STEPS, guidance=guidance, size=SIZE, negative_text=negative)
     return [np.asarray(im, dtype=np.int16) for im in images]
 

@@ -18,7 +18,7 @@ from eegalign.cli import main
 from eegalign.data.cache import Cache, prepare_cache
 from eegalign.data.sources import detect_format
 from eegalign.data.things import LazyArray, load_npy, take_rows
-from eegalign.errors import DataError
+from eegalign.errors import ConfigError, DataError
 
 VARIANTS = {"17x100": (17, 100), "63x250": (63, 250)}
 TINY = dict(subjects=2, train_concepts=10, test_concepts=5, images_per_concept=2, repetitions=(2, 4))
@@ -250,7 +250,7 @@ def test_nice_shapes_on_both_montages() -> None:
     assert build_model("nice", preset="reference", n_chans=17, n_times=100).steps == 6
     again = build_model(**encoder_config(build_model("nice", preset="small", n_chans=17, n_times=100, n_filters=4)))
     assert again.hyper["n_filters"] == 4
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="no option"):
         build_model("nice", preset="small", n_chans=17, n_times=100, no_such=1)
 
 

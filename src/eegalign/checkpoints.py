@@ -50,7 +50,7 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first = first_line(e)
+        first = first_line(e)  # never torch's advice to load the file unsafely (see errors.clean_message)
         raise WeightsError(
             f"{path} is not a loadable eegalign checkpoint (refused by torch.load(weights_only=True): {first[:200]})"
         ) from None

@@ -17,6 +17,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,12 +39,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors as one ``eegalign: error:`` line (and a pointer to --help), not the usage text.
+
+    Sub-parsers (``eegalign data synth``) inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        from eegalign.errors import clean_message
+
+        text = " ".join(clean_message(message).split())
+        self.exit(2, f"eegalign: error: {text} (see `{self.prog} --help`)\n")
+
+
 def _top_parser() -> argparse.ArgumentParser:
     from eegalign import __version__
 
     epilog = "commands:\n" + "\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items())
     epilog += "\n\nRun `eegalign COMMAND --help` for a command's options. Add --debug anywhere for tracebacks."
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="eegalign",
         description="Decode what a person sees from EEG: CLIP-aligned encoders, honest metrics, image generation.",
         epilog=epilog,
@@ -71,7 +85,7 @@ def _is_disk_error(exc: BaseException) -> bool:
 
 
 def _report_error(exc: BaseException, debug: bool) -> int:
-    from eegalign.errors import EEGAlignError
+    from eegalign.errors import EEGAlignError, clean_message
 
     _close_progress_bars()
 
@@ -80,11 +94,17 @@ def _report_error(exc: BaseException, debug: bool) -> int:
 
         traceback.print_exception(exc)
     user_errors: tuple[type[BaseException], ...] = (EEGAlignError, FileNotFoundError, NotADirectoryError, PermissionError)
+    if type(exc).__name__ == "MisconfigurationException":  # Lightning: e.g. an accelerator this machine lacks
+        from eegalign.commands.lightning_checks import misconfiguration_message
+
+        exc = EEGAlignError(misconfiguration_message(exc))
     if isinstance(exc, user_errors) or _is_disk_error(exc):
         msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        msg = " ".join(clean_message(msg).split())  # one line, no ANSI codes
         print(f"eegalign: error: {msg}", file=sys.stderr)
         return 2
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = clean_message(str(exc)).strip()
+    msg = text.splitlines()[0] if text else ""
     print(
         f"eegalign: internal error: {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
         file=sys.stderr,
@@ -112,8 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(module_name)
         if command in LIGHTNING_COMMANDS:
+            from eegalign.commands.lightning_checks import check_argv
+
+            check_argv(rest)  # binary --config, pickled --ckpt_path: one line, before Lightning starts
             return int(module.run_lightning(command, rest) or 0)
-        parser = argparse.ArgumentParser(prog=f"eegalign {command}", description=help_text)
+        parser = OneLineParser(prog=f"eegalign {command}", description=help_text)
         module.add_arguments(parser)
         args = parser.parse_args(rest)
         args.debug = debug

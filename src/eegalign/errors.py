@@ -8,6 +8,8 @@ with status 2; any other exception is a bug and is shown with its traceback only
 
 from __future__ import annotations
 
+import re
+
 
 class EEGAlignError(Exception):
     """An error caused by the user's input or environment, with a one-line explanation."""
@@ -34,7 +36,19 @@ def missing_weights_message(what: str, model_id: str, option: str) -> str:
     )
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour/cursor codes
+UNSAFE_LOAD = "needs unpickling of Python objects (which can run arbitrary code), and eegalign never unpickles files"
+
+
+def clean_message(text: str) -> str:
+    """A message fit for one terminal line: no ANSI codes, never torch's advice to load a file unsafely."""
+    text = _ANSI.sub("", text)
+    if "Weights only load failed" in text:  # torch.load(weights_only=True) refused a pickle: keep no advice
+        return f"the file {UNSAFE_LOAD}"
+    return text
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name if it has none), for one-line errors."""
-    text = str(exc).strip()
+    text = clean_message(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__

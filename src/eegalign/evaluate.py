@@ -63,10 +63,33 @@ def load_train_targets(path: str | os.PathLike, route: str) -> TrainTargets:
     arrays, _ = load_tensors(path)
     if "embeddings" not in arrays or "label" not in arrays:
         raise DataError(f"{path}: a train-targets file needs tensors 'embeddings' (M, ...) and 'label' (M,)")
+    if not np.issubdtype(arrays["embeddings"].dtype, np.floating) or not np.issubdtype(arrays["label"].dtype, np.integer):
+        raise DataError(f"{path}: 'embeddings' must hold floating-point values and 'label' integers "
+                        f"(got {arrays['embeddings'].dtype} and {arrays['label'].dtype})")
     emb, lab = np.asarray(arrays["embeddings"], dtype=np.float32), np.asarray(arrays["label"]).astype(np.int64)
+    if not np.isfinite(emb).all():
+        raise DataError(f"{path}: 'embeddings' contain NaN or Inf values")
     if lab.shape != (len(emb),):
         raise DataError(f"{path}: 'label' has shape {lab.shape}, expected ({len(emb)},)")
     return TrainTargets(emb, lab, str(path))
+
+
+def _check_encoder_fits_cache(encoder: Any, cache: Any, route: str, ckpt: str | os.PathLike) -> None:
+    """Raise :class:`DataError` unless the cache has the route's targets in the encoder's output shape
+    and EEG of the encoder's input size."""
+    if not cache.has_targets(route):
+        raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
+    target_shape = cache.target_shape(route)
+    out_shape = tuple(int(d) for d in encoder.out_shape)
+    if out_shape != target_shape:
+        raise DataError(
+            f"checkpoint {ckpt} predicts {out_shape} but the cache's {route} targets are {target_shape}: wrong route or cache"
+        )
+    if (encoder.n_chans, encoder.n_times) != (cache.n_chans, cache.n_times):
+        raise DataError(
+            f"checkpoint {ckpt} expects EEG of {encoder.n_chans} x {encoder.n_times} but the cache holds "
+            f"{cache.n_chans} x {cache.n_times}"
+        )
 
 
 def predict_checkpoint(
@@ -94,19 +117,7 @@ def predict_checkpoint(
     cache = Cache.open(cache_dir)
     encoder, info = load_encoder(ckpt)
     route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
-    if not cache.has_targets(route):
-        raise DataError(f"cache {cache.path} has no {route} targets, which checkpoint {ckpt} was trained on")
-    target_shape = cache.target_shape(route)
-    out_shape = tuple(int(d) for d in encoder.out_shape)
-    if out_shape != target_shape:
-        raise DataError(
-            f"checkpoint {ckpt} predicts {out_shape} but the cache's {route} targets are {target_shape}: wrong route or cache"
-        )
-    if (encoder.n_chans, encoder.n_times) != (cache.n_chans, cache.n_times):
-        raise DataError(
-            f"checkpoint {ckpt} expects EEG of {encoder.n_chans} x {encoder.n_times} but the cache holds "
-            f"{cache.n_chans} x {cache.n_times}"
-        )
+    _check_encoder_fits_cache(encoder, cache, route, ckpt)
     rows = cache.split_indices(split)
     if len(rows) == 0:
         raise DataError(f"cache {cache.path} has no trials in split {split!r}")
@@ -135,6 +146,16 @@ def predict_checkpoint(
         extra={"checkpoint": str(ckpt), **({"loss": json.dumps(info["loss"])} if info.get("loss") else {})},
     )
     return pred, info, cache
+
+
+def _run_context(preds: Predictions, train: TrainTargets | None, context: dict[str, Any] | None) -> dict[str, Any]:
+    """The report's provenance: ``context`` with the model, split and cache of ``preds`` and the train targets' source."""
+    ctx = dict(context or {})
+    ctx.setdefault("model", preds.model)
+    ctx.setdefault("split", preds.split)
+    ctx.setdefault("cache", preds.cache)
+    ctx["train_targets"] = train.source if train is not None else None
+    return ctx
 
 
 def evaluate_to_dir(
@@ -175,25 +196,13 @@ def evaluate_to_dir(
         flush=True,
     )
     metrics, arrays = compute_metrics(
-        preds.pred,
-        preds.true,
-        preds.image_ids,
-        preds.label,
-        preds.subject,
+        preds.pred, preds.true, preds.image_ids, preds.label, preds.subject,
         train_targets=None if train is None else train.embeddings,
         train_labels=None if train is None else train.labels,
-        n_boot=n_boot,
-        n_perm=n_perm,
-        kway_draws=kway_draws,
-        seed=seed,
-        average_trials=average_trials,
+        n_boot=n_boot, n_perm=n_perm, kway_draws=kway_draws, seed=seed, average_trials=average_trials,
         **({"kway": tuple(kway)} if kway else {}),
     )
-    ctx = dict(context or {})
-    ctx.setdefault("model", preds.model)
-    ctx.setdefault("split", preds.split)
-    ctx.setdefault("cache", preds.cache)
-    ctx["train_targets"] = train.source if train is not None else None
+    ctx = _run_context(preds, train, context)
     metrics["run"] = {k: v for k, v in ctx.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
     print("writing predictions, metrics.json and the report...", file=sys.stderr, flush=True)
     if train is not None:  # generate rescales norm-free predictions (InfoNCE, cosine) to it

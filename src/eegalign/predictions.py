@@ -72,8 +72,17 @@ class Predictions:
                 raise DataError(f"{name} has shape {tuple(arr.shape)}, expected ({n},)")
         if len(self.image_ids) != n:
             raise DataError(f"image_ids has {len(self.image_ids)} entries, expected {n}")
+        if not all(isinstance(i, str) for i in self.image_ids):
+            raise DataError("image_ids must be a list of strings (one image id per trial)")
+        for name, arr in (("pred", self.pred), ("true", self.true)):
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise DataError(f"{name} must hold floating-point values, not {arr.dtype}")
         if not (np.isfinite(self.pred).all() and np.isfinite(self.true).all()):
             raise DataError("predictions contain NaN or Inf values")
+        if self.classes is not None and n and (self.label.min() < 0 or self.label.max() >= len(self.classes)):
+            raise DataError(f"labels span {int(self.label.min())}..{int(self.label.max())} but 'classes' names "
+                            f"{len(self.classes)} classes (labels 0..{len(self.classes) - 1})")
+        _check_one_target_per_image(self.true, self.label, self.image_ids)
 
     @property
     def train_target_norm(self) -> np.ndarray | None:
@@ -131,10 +140,19 @@ class Predictions:
         if "image_ids" not in meta:
             raise DataError(f"{path} is not a predictions file: metadata has no 'image_ids'")
         try:
-            image_ids = [str(x) for x in json.loads(meta.pop("image_ids"))]
+            image_ids = json.loads(meta.pop("image_ids"))
             classes = json.loads(meta.pop("classes")) if "classes" in meta else None
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: metadata is not valid JSON ({e})") from e
+        if not isinstance(image_ids, list) or not all(isinstance(i, str) for i in image_ids):
+            raise DataError(f"{path}: metadata 'image_ids' must be a JSON list of strings (one image id per trial)")
+        if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+            raise DataError(f"{path}: metadata 'classes' must be a JSON list of strings (the name of each label)")
+        for name in ("pred", "true", "label", "subject"):
+            want = np.floating if name in ("pred", "true") else np.integer
+            if not np.issubdtype(arrays[name].dtype, want):
+                kind = "floating-point" if want is np.floating else "integer"
+                raise DataError(f"{path}: tensor {name!r} must hold {kind} values, not {arrays[name].dtype}")
         kw: dict[str, Any] = dict(
             pred=arrays["pred"].astype(np.float32, copy=False),
             true=arrays["true"].astype(np.float32, copy=False),
@@ -148,3 +166,22 @@ class Predictions:
             cache=meta.pop("cache", None),
         )
         return cls(**kw, extra=meta)
+
+
+def _check_one_target_per_image(true: np.ndarray, label: np.ndarray, image_ids: list[str], chunk: int = 1024) -> None:
+    """Trials of one image id must share one target and one label: else ids and targets are misaligned."""
+    _, first, inverse = np.unique(np.asarray(image_ids, dtype=str), return_index=True, return_inverse=True)
+    ref = first[inverse.reshape(-1)]  # (N,) the first trial of each trial's image
+    bad_label = np.flatnonzero(label != label[ref])
+    if len(bad_label):
+        i = int(bad_label[0])
+        raise DataError(f"image id {image_ids[i]!r} has two different labels ({int(label[ref[i]])} and {int(label[i])}): "
+                        "ids and labels are misaligned")
+    chunk = max(1, min(chunk, 2_000_000 // max(1, int(np.prod(true.shape[1:])))))  # ~2 M values per block
+    for s in range(0, len(ref), chunk):
+        a, b = true[s : s + chunk], true[ref[s : s + chunk]]  # (b, ...) each
+        same = np.isclose(a, b, rtol=1e-5, atol=1e-6).reshape(len(a), -1).all(axis=1)
+        if not same.all():
+            i = s + int(np.flatnonzero(~same)[0])
+            raise DataError(f"image id {image_ids[i]!r} has two different targets (trials {int(ref[i])} and {i}): "
+                            "ids and targets are misaligned")

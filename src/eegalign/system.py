@@ -56,6 +56,10 @@ class AlignmentModule(pl.LightningModule):
             and :func:`load_encoder` applies it). Off in the reference configs. On raw CLIP text states
             (large, nearly constant start/padding tokens) a network whose output starts near 0 can
             collapse to predicting the mean; starting from the mean it learns the deviations.
+        cpu_kernels: swap eegalign's CPU training kernels into the encoder
+            (:func:`eegalign.models.use_cpu_kernels`: same state dict, same function; faster on an
+            idle CPU, slower when other processes compete for the cores; docs/performance.md).
+            Off by default; the kernels step aside by themselves on GPUs and under autocast.
     """
 
     def __init__(
@@ -72,10 +76,16 @@ class AlignmentModule(pl.LightningModule):
         cache: str | None = None,
         fused_adamw: bool = True,
         predict_residual: bool = False,
+        cpu_kernels: bool = False,
     ) -> None:
         super().__init__()
+        _check_optimiser_settings(lr, weight_decay, betas, eta_min, warmup_epochs)
         # encoder/loss are objects: recorded as plain configs in on_save_checkpoint instead.
         self.save_hyperparameters(ignore=["encoder", "loss"])
+        if cpu_kernels:
+            from eegalign.models.cpu_kernels import use_cpu_kernels
+
+            use_cpu_kernels(encoder)
         self.encoder = encoder
         self.loss = loss
         self.route = route
@@ -261,6 +271,25 @@ class AlignmentModule(pl.LightningModule):
 
 
 # ---------------------------------------------------------------------- helpers
+def _check_optimiser_settings(lr: float, weight_decay: float, betas: Any, eta_min: float, warmup_epochs: int) -> None:
+    """One ConfigError line for a learning rate or optimiser setting AdamW would reject mid-setup."""
+    import math
+
+    def bad(x: Any) -> bool:
+        return isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)
+
+    if bad(lr) or lr < 0:  # 0 is allowed (a frozen model, as AdamW allows)
+        raise ConfigError(f"model.lr must be a finite number >= 0, got {lr!r}")
+    if bad(weight_decay) or weight_decay < 0:
+        raise ConfigError(f"model.weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    if len(tuple(betas)) != 2 or any(bad(b) or not 0 <= b < 1 for b in betas):
+        raise ConfigError(f"model.betas must be two numbers in [0, 1), got {betas!r}")
+    if bad(eta_min) or eta_min < 0:
+        raise ConfigError(f"model.eta_min must be a finite number >= 0, got {eta_min!r}")
+    if bad(warmup_epochs) or warmup_epochs < 0:
+        raise ConfigError(f"model.warmup_epochs must be >= 0, got {warmup_epochs!r}")
+
+
 def _encoder_config(encoder: nn.Module) -> dict[str, Any]:
     try:
         from eegalign.models import encoder_config

@@ -1,17 +1,23 @@
-"""The audit as report sections: one for the evaluation report, a few more for audit.html."""
+"""The audit as report sections: one for the evaluation report, a few more for audit.html.
+
+:func:`evaluation_audit_section` is a section builder (see :mod:`eegalign.report.document`) listed in
+:data:`eegalign.report.sections.EVALUATION_SECTIONS`: it adds the audit to ``eegalign evaluate``'s
+report when the run was given ``--audit DIR``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eegalign.report import Section, render_html, render_markdown
+from eegalign.report.document import Section
+from eegalign.report.format import percent
+from eegalign.report.render import render_html, render_markdown
+
+if TYPE_CHECKING:  # pragma: no cover
+    from eegalign.report.document import ReportInputs
 
 LI_2020 = ('Li et al. 2020, "The perils and pitfalls of block design for EEG classification experiments", IEEE TPAMI')
 KILGALLEN_2024 = "Kilgallen et al. 2024 (exemplar leakage)"
-
-
-def _percent(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def _probe_row(probe: dict[str, Any]) -> list[str]:
@@ -21,9 +27,9 @@ def _probe_row(probe: dict[str, Any]) -> list[str]:
     lo, hi = probe["ci95"]
     return [
         probe["name"],
-        f"{_percent(probe['value'])} [{_percent(lo)}, {_percent(hi)}]",
-        _percent(probe["chance"]),
-        _percent(probe["majority_baseline"]),
+        f"{percent(probe['value'])} [{percent(lo)}, {percent(hi)}]",
+        percent(probe["chance"]),
+        percent(probe["majority_baseline"]),
         f"{probe['p']:.3g}",
         f"{probe['p_holm']:.3g}" if probe.get("in_decision", True) else "(descriptive)",
         ("yes" if probe["reliable"] else "no") if probe.get("in_decision", True) else "",
@@ -37,7 +43,7 @@ def _hygiene_lines(hygiene: dict[str, Any]) -> list[str]:
     for pair in hygiene["shared_images"]:
         lines.append(
             f"{pair['pair']}: {pair['images']} image(s) on both sides; {pair['trials_in_second']} trials of the second "
-            f"split ({_percent(pair['fraction_of_second'])}) show an image also in the first."
+            f"split ({percent(pair['fraction_of_second'])}) show an image also in the first."
         )
     inter = hygiene.get("interleaving")
     if inter is None:
@@ -49,7 +55,7 @@ def _hygiene_lines(hygiene: dict[str, Any]) -> list[str]:
         )
         gap = inter["median_gap_to_train"]
         lines.append(
-            f"Temporal interleaving ({inter['sessions']} sessions): {_percent(inter['test_next_to_train'])} of "
+            f"Temporal interleaving ({inter['sessions']} sessions): {percent(inter['test_next_to_train'])} of "
             f"{inter['test_trials']} test trials sit right next to a train trial; median distance to the nearest "
             f"train trial {'n/a' if gap is None else f'{gap:g}'} trial(s){blocks}."
         )
@@ -79,6 +85,15 @@ def audit_section(audit: dict[str, Any]) -> Section:
         sec.p(f"Test images also appear in train ({KILGALLEN_2024}): use `eegalign data prepare --split-by image`.")
     sec.p(f"Background: {LI_2020}; the split protocols that remove the confound are in docs/evaluation.md.")
     return sec
+
+
+def evaluation_audit_section(inputs: "ReportInputs") -> Section | None:
+    """The audit section of an evaluation report: the audit named by ``context["audit"]``, if any."""
+    if not inputs.context.get("audit"):
+        return None
+    from eegalign.audit.run import load_audit
+
+    return audit_section(load_audit(inputs.context["audit"]))
 
 
 def _settings_section(audit: dict[str, Any]) -> Section:

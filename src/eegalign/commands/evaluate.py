@@ -10,6 +10,7 @@ DIR/figures/*.png, atomically (DIR appears only when everything is written).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,56 +51,90 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def _from_checkpoint(args: argparse.Namespace, context: dict) -> tuple[Any, Any]:
+    """``--ckpt``: predictions of the checkpoint on ``--cache`` and the train targets; fills ``context``."""
     from pathlib import Path
 
     from eegalign.errors import ConfigError
-    from eegalign.evaluate import evaluate_to_dir, load_train_targets, predict_checkpoint, train_targets_from_cache
+    from eegalign.evaluate import load_train_targets, predict_checkpoint, train_targets_from_cache
+
+    if not args.cache:
+        raise ConfigError("--ckpt needs --cache CACHE (the cache to predict)")
+    preds, info, cache = predict_checkpoint(args.ckpt, args.cache, args.split, args.batch_size, args.device,
+                                            allow_preprocessing_mismatch=args.allow_preprocessing_mismatch)
+    train = load_train_targets(args.train_targets, preds.route) if args.train_targets else train_targets_from_cache(cache, preds.route)
+    context.update(
+        checkpoint=str(args.ckpt), epoch=info.get("epoch"), loss=info.get("loss"), encoder=info.get("encoder"),
+        config=_find_config(Path(args.ckpt)),
+    )
+    return preds, train
+
+
+def _from_predictions(args: argparse.Namespace, context: dict) -> tuple[Any, Any]:
+    """``--predictions``: the predictions file and train targets (given, else from its recorded cache); fills ``context``."""
+    import sys
+    from pathlib import Path
+
+    from eegalign.errors import DataError
+    from eegalign.evaluate import load_train_targets
+    from eegalign.outputs import check_not_input
+    from eegalign.predictions import Predictions
+
+    preds = Predictions.load(args.predictions)
+    check_not_input(args.out, [preds.cache, preds.extra.get("checkpoint")])  # read for train targets / config
+    context["predictions"] = str(args.predictions)
+    if "checkpoint" in preds.extra:
+        context["checkpoint"] = preds.extra["checkpoint"]
+        context["config"] = _find_config(Path(preds.extra["checkpoint"]))
+    train = None
+    if args.train_targets:
+        train = load_train_targets(args.train_targets, preds.route)
+    elif preds.cache and Path(preds.cache).is_dir():
+        try:
+            train = load_train_targets(preds.cache, preds.route)
+        except DataError as e:  # the recorded cache is not usable: fall back, and say so
+            print(f"eegalign: warning: no train targets from the recorded cache ({e}); using the split mean", file=sys.stderr)
+    return preds, train
+
+
+def _print_summary(metrics: dict, out: str) -> None:
+    """The headline numbers with chance, p-value and baseline, and where the report is."""
+    from pathlib import Path
+
+    if "retrieval_averaged" in metrics:
+        averaged = metrics["retrieval_averaged"]
+        top1, top5 = averaged["all_top1"], averaged["all_top5"]
+        print(
+            f"repetition-averaged ({averaged['n']} queries, {round(1 / top1['chance'])}-way): "
+            f"top-1 {100 * top1['value']:.1f}% (chance {100 * top1['chance']:.1f}%), "
+            f"top-5 {100 * top5['value']:.1f}% (chance {100 * top5['chance']:.1f}%)"
+        )
+    top1 = metrics["retrieval"]["all_top1"]
+    print(
+        f"all-way top-1 {100 * top1['value']:.1f}% (chance {100 * top1['chance']:.1f}%, permutation p = "
+        f"{metrics['baselines']['permutation_p']:.3g}); cosine {metrics['similarity']['cosine']['mean']:.4f} vs baseline "
+        f"{metrics['baselines']['train_mean']['similarity']['cosine']['mean']:.4f}"
+    )
+    print(f"report: {Path(out) / 'report.html'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from eegalign.errors import ConfigError
+    from eegalign.evaluate import evaluate_to_dir
     from eegalign.metrics import KWAY_THINGS
+    from eegalign.outputs import check_out
 
     if bool(args.ckpt) == bool(args.predictions):
         raise ConfigError("give exactly one of --ckpt CKPT (with --cache) or --predictions FILE")
     for name in ("bootstrap", "permutations", "kway_draws", "batch_size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-    from eegalign.outputs import check_not_input, check_out
-
     inputs = [args.ckpt, args.cache, args.predictions, args.train_targets, args.audit]
     check_out(args.out, "evaluation", inputs=inputs, overwrite=args.overwrite)
     context: dict = {}
     if args.audit:
         context["audit"] = _checked_audit(args.audit, args.cache)
-    if args.ckpt:
-        if not args.cache:
-            raise ConfigError("--ckpt needs --cache CACHE (the cache to predict)")
-        preds, info, cache = predict_checkpoint(args.ckpt, args.cache, args.split, args.batch_size, args.device,
-                                                allow_preprocessing_mismatch=args.allow_preprocessing_mismatch)
-        train = load_train_targets(args.train_targets, preds.route) if args.train_targets else train_targets_from_cache(cache, preds.route)
-        context.update(
-            checkpoint=str(args.ckpt), epoch=info.get("epoch"), loss=info.get("loss"), encoder=info.get("encoder"),
-            config=_find_config(Path(args.ckpt)),
-        )
-    else:
-        from eegalign.predictions import Predictions
-
-        preds = Predictions.load(args.predictions)
-        check_not_input(args.out, [preds.cache, preds.extra.get("checkpoint")])  # read for train targets / config
-        context["predictions"] = str(args.predictions)
-        if "checkpoint" in preds.extra:
-            context["checkpoint"] = preds.extra["checkpoint"]
-            context["config"] = _find_config(Path(preds.extra["checkpoint"]))
-        train = None
-        if args.train_targets:
-            train = load_train_targets(args.train_targets, preds.route)
-        elif preds.cache and Path(preds.cache).is_dir():
-            import sys
-
-            from eegalign.errors import DataError
-
-            try:
-                train = load_train_targets(preds.cache, preds.route)
-            except DataError as e:  # the recorded cache is not usable: fall back, and say so
-                print(f"eegalign: warning: no train targets from the recorded cache ({e}); using the split mean", file=sys.stderr)
+    preds, train = _from_checkpoint(args, context) if args.ckpt else _from_predictions(args, context)
     average = args.average_trials
     if average is None and args.average_repetitions is not False:
         if args.average_repetitions or _has_repetitions(args.cache or preds.cache):
@@ -112,20 +147,7 @@ def run(args: argparse.Namespace) -> int:
         n_perm=args.permutations, kway_draws=args.kway_draws, seed=args.seed, average_trials=average or False,
         kway=KWAY_THINGS if dataset == "things-eeg2" else None,
     )
-    if "retrieval_averaged" in metrics:
-        ra = metrics["retrieval_averaged"]
-        print(
-            f"repetition-averaged ({ra['n']} queries, {round(1 / ra['all_top1']['chance'])}-way): "
-            f"top-1 {100 * ra['all_top1']['value']:.1f}% (chance {100 * ra['all_top1']['chance']:.1f}%), "
-            f"top-5 {100 * ra['all_top5']['value']:.1f}% (chance {100 * ra['all_top5']['chance']:.1f}%)"
-        )
-    r = metrics["retrieval"]["all_top1"]
-    print(
-        f"all-way top-1 {100 * r['value']:.1f}% (chance {100 * r['chance']:.1f}%, permutation p = "
-        f"{metrics['baselines']['permutation_p']:.3g}); cosine {metrics['similarity']['cosine']['mean']:.4f} vs baseline "
-        f"{metrics['baselines']['train_mean']['similarity']['cosine']['mean']:.4f}"
-    )
-    print(f"report: {Path(args.out) / 'report.html'}")
+    _print_summary(metrics, args.out)
     return 0
 
 

@@ -18,6 +18,14 @@ import os
 from typing import Any
 
 DESCRIPTION = "Train (fit), validate, test or predict with an EEG -> CLIP encoder (LightningCLI)."
+#: shown at the top of `eegalign fit --help`
+ENCODER_HELP = (
+    "Encoders: eegalign.models.NervFormer, EEGFormer, EEGNetTransformer, NICE, MLPEncoder, Braindecode* "
+    "(`eegalign models` lists them). One encoder's hyperparameters, each typed with its default and a "
+    "line of documentation: `eegalign fit --model.encoder.help eegalign.models.NervFormer`; set one with "
+    "`--model.encoder.init_args.NAME VALUE` (e.g. --model.encoder.init_args.n_heads 4). "
+    "`--model.cpu_kernels true` swaps in the CPU training kernels (same weights; docs/performance.md)."
+)
 
 
 def _cli_class() -> type:
@@ -28,6 +36,7 @@ def _cli_class() -> type:
         """LightningCLI with eegalign's links, checkpointing and loggers."""
 
         def add_arguments_to_parser(self, parser: Any) -> None:
+            parser.description = ENCODER_HELP
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults(
                 {

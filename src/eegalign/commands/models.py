@@ -74,7 +74,8 @@ def _show_options(name: str, as_json: bool) -> int:
     example = options[0] if options else "NAME"
     print(
         f"\nin `eegalign fit`: --model.encoder eegalign.models.{cls.__name__} --model.encoder.init_args.preset "
-        f"{presets[0]}\n  and any option above as --model.encoder.dict_kwargs.{example} VALUE "
-        "(n_chans, n_times and out_shape come from the data)"
+        f"{presets[0]}\n  and any option above as --model.encoder.init_args.{example} VALUE "
+        "(n_chans, n_times and out_shape come from the data;\n  "
+        f"each option's type and meaning: eegalign fit --model.encoder.help eegalign.models.{cls.__name__})"
     )
     return 0

@@ -14,10 +14,12 @@ unless ``overwrite=True``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -36,16 +38,25 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _source_identity(source: str | Path, fmt: str, splits: str | Path | None) -> dict[str, Any]:
-    """What identifies the source's content: file names, sizes and mtimes (local) or the hub id."""
+def _source_identity(
+    source: str | Path, fmt: str, splits: str | Path | None, exclude: str | Path | None = None
+) -> dict[str, Any]:
+    """What identifies the source's content: file names, sizes and mtimes (local) or the hub id.
+
+    ``exclude``: the output directory, left out when it lies inside the source (a cache written into
+    its own source directory must not change the source's identity, or a rerun would look different).
+    """
     if fmt == "hub":
         return {"hub_id": str(source)}
     paths = [Path(source)] + ([Path(splits)] if splits is not None else [])
+    skip = Path(exclude).resolve() if exclude is not None else None
     files = []
     for p in paths:
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p)
+                if skip is not None and f.resolve().is_relative_to(skip):
+                    continue
                 if f.is_file() and not any(part.startswith(".") for part in rel.parts):
                     st = f.stat()
                     files.append([str(rel), st.st_size, st.st_mtime_ns])
@@ -68,7 +79,52 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def prepare_cache(
+@contextlib.contextmanager
+def _exclusive_prepare(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``.NAME.prepare-lock`` beside ``out`` while a cache is prepared into it.
+
+    A second ``prepare`` into the same ``--out`` (other parameters, or the same while the first is still
+    writing) is refused with one line instead of racing to replace the first one's cache. The kernel
+    drops the lock when its process dies; the lock file is removed on release (and a lock taken on a
+    file another process just removed is retried, so two holders never coexist).
+    """
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.prepare-lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 100).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise DataError(f"another `eegalign data prepare` ({holder}) is writing {out} now; wait for it to finish "
+                            "(then rerun to reuse its cache) or choose another --out") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed this file between our open and our lock: start again
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)  # releases the flock
+
+
+def prepare_cache(source: str | os.PathLike, out: str | os.PathLike, **kwargs: Any) -> Path:
+    """Prepare ``source`` into the cache ``out`` (see :func:`_prepare_cache`), one process at a time per ``out``."""
+    with _exclusive_prepare(Path(out)):
+        return _prepare_cache(source, out, **kwargs)
+
+
+def _prepare_cache(
     source: str | os.PathLike,
     out: str | os.PathLike,
     *,
@@ -142,7 +198,7 @@ def prepare_cache(
             "val_seed": int(val_seed)} if things is not None else {}),
         **_split_params(split_by, split_fractions, split_seed),
     }
-    identity = _source_identity(source, fmt, splits if fmt == "release" else None)
+    identity = _source_identity(source, fmt, splits if fmt == "release" else None, exclude=out)
     fp = fingerprint(identity, params, __version__)
     if out.exists():
         existing = _read_manifest(out)
@@ -504,6 +560,12 @@ class Cache:
                 raise DataError(f"{self.targets_path(route)} lacks 'embeddings' or the 'image_ids' metadata") from e
             if len(t.image_ids) != len(t.embeddings):
                 raise DataError(f"{self.targets_path(route)}: {len(t.image_ids)} image_ids for {len(t.embeddings)} rows")
+            if not all(isinstance(i, str) for i in t.image_ids) or len(set(t.image_ids)) != len(t.image_ids):
+                raise DataError(f"{self.targets_path(route)}: 'image_ids' must be distinct strings; run `eegalign embed "
+                                f"--cache {self.path} --route {route}` again")
+            if not np.isfinite(t.embeddings).all():
+                raise DataError(f"{self.targets_path(route)} holds NaN or Inf values; run `eegalign embed --cache "
+                                f"{self.path} --route {route}` again")
             self._targets[route] = t
         return self._targets[route]
 

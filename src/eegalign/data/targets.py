@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from eegalign.errors import DataError, WeightsError, first_line, missing_weights_message
+from eegalign.errors import UNSAFE_LOAD, DataError, WeightsError, first_line, missing_weights_message
 from eegalign.devices import resolve_device, resolve_dtype
 from eegalign.hub import resolve_pretrained
 
@@ -43,12 +43,16 @@ def split_model_spec(spec: str | os.PathLike) -> tuple[str, str | None]:
 
 def _load(cls: Any, spec: str, subfolder: str | None, what: str, option: str, **kw: Any) -> Any:
     """``cls.from_pretrained`` with one clear WeightsError when the weights are not available."""
+    import pickle
+
     local = Path(spec).is_dir()
     try:
         return cls.from_pretrained(spec, subfolder=subfolder or "", **kw)
+    except pickle.UnpicklingError as e:  # a pickled .bin that torch.load(weights_only=True) refused: never advise loading it
+        raise WeightsError(f"{spec} is not a loadable {what}: its weights file {UNSAFE_LOAD}; use safetensors weights") from None
     except (OSError, ValueError, KeyError) as e:
         if local:
-            raise WeightsError(f"{spec} is not a loadable {what} ({type(e).__name__}: {first_line(e)[:200]})") from e
+            raise WeightsError(f"{spec} is not a loadable {what} ({type(e).__name__}: {first_line(e)[:200]})") from None
         raise WeightsError(missing_weights_message(what, spec if subfolder is None else f"{spec}/{subfolder}", option)) from e
 
 
@@ -104,11 +108,34 @@ def _encode_in_batches(n: int, batch_size: int, encode: Any, desc: str, progress
     return out
 
 
+def _open_rgb(path: Path) -> Any:
+    """A stimulus image decoded to RGB, or one DataError line for a corrupt or truncated file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")  # decodes the whole file: a truncated JPEG fails here
+    except (OSError, SyntaxError, ValueError) as e:  # PIL: UnidentifiedImageError (an OSError), truncation, bad headers
+        raise DataError(f"{path} is not a readable image ({first_line(e)}): replace it with the original stimulus "
+                        "or prepare the cache again") from None
+
+
+def verify_images(paths: list[Path]) -> None:
+    """Open every stimulus image's header before a model is loaded: corrupt files are found in seconds."""
+    from PIL import Image
+
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im.verify()
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DataError(f"{p} is not a readable image ({first_line(e)}): replace it with the original stimulus "
+                            "or prepare the cache again") from None
+
+
 def embed_images(cache: Any, model: str = DEFAULT_IMAGE_MODEL, *, batch_size: int = 32, device: str = "auto",
                  dtype: str = "auto", progress: bool = True) -> Path:
     """Compute and store ``targets/image.safetensors`` (M, D) for every stimulus of ``cache``."""
-    from PIL import Image
-
     from eegalign.io import save_tensors
 
     ids, _ = _images_and_captions(cache)
@@ -116,11 +143,12 @@ def embed_images(cache: Any, model: str = DEFAULT_IMAGE_MODEL, *, batch_size: in
     if missing:
         why = cache.manifest.get("images", "")
         raise DataError(f"cache {cache.path} lacks {len(missing)} of its {len(ids)} stimulus images ({why}); use --route text")
+    verify_images([cache.image_path(i) for i in ids])
     dev = resolve_device(device)
     enc, processor = load_image_encoder(model, dev, resolve_dtype(dtype, dev))
 
     def encode(start: int, stop: int) -> np.ndarray:
-        batch = [Image.open(cache.image_path(i)).convert("RGB") for i in ids[start:stop]]
+        batch = [_open_rgb(cache.image_path(i)) for i in ids[start:stop]]
         pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(dev, enc.dtype)
         return enc(pixel_values=pixels).image_embeds.float().cpu().numpy()  # (b, D)
 

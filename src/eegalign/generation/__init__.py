@@ -1,8 +1,14 @@
-"""Image generation from predicted CLIP embeddings, comparison grids, and N-way top-k accuracy.
+"""Image generation from predicted CLIP embeddings, comparison grids, N-way accuracy and reconstruction metrics.
 
-Modules: :mod:`~eegalign.generation.pipelines` (diffusers SD 1.5 + IP-Adapter / prompt embeds),
-:mod:`~eegalign.generation.nway` (the pure N-way metric), :mod:`~eegalign.generation.classify`
-(ImageNet-1k classifier logits), :mod:`~eegalign.generation.grids` (grids + HTML report),
-:mod:`~eegalign.generation.run` (the ``eegalign generate`` workflow). Importing this package
-imports nothing heavy.
+Modules, by job: :mod:`~eegalign.generation.run` (the ``eegalign generate`` workflow, six calls),
+:mod:`~eegalign.generation.settings` (settings and their validation),
+:mod:`~eegalign.generation.selection` (trials, originals), :mod:`~eegalign.generation.norms`
+(``--match-norm``), :mod:`~eegalign.generation.generator` (pipeline + IP-Adapter, placed),
+:mod:`~eegalign.generation.pipelines` and :mod:`~eegalign.generation.ip_batching` (the diffusers
+calls, one row per image), :mod:`~eegalign.generation.batches` (the batch loop),
+:mod:`~eegalign.generation.scoring` (N-way, reconstruction), :mod:`~eegalign.generation.outputs`
+(grids, index, report, ``--nway-only``, ``--merge``); the metrics themselves:
+:mod:`~eegalign.generation.nway`, :mod:`~eegalign.generation.recon`,
+:mod:`~eegalign.generation.classify`; :mod:`~eegalign.generation.grids` (grids + HTML report).
+Importing this package imports nothing heavy.
 """

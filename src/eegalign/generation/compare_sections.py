@@ -2,7 +2,9 @@
 
 Each function turns :class:`~eegalign.generation.compare.GenerationRun` objects (and their
 :class:`~eegalign.generation.compare.RunComparison`) into a :class:`eegalign.report.Section` or a
-plain-JSON block of ``compare.json``; :func:`eegalign.report.write_comparison` puts them together.
+plain-JSON block of ``compare.json``; :func:`generation_comparison_part` puts them together as one
+:class:`~eegalign.report.compare.ComparisonPart`, which :func:`eegalign.report.write_comparison` runs
+like the evaluation part.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from eegalign.generation.compare import GenerationRun, RunComparison
 
 if TYPE_CHECKING:  # pragma: no cover
-    from eegalign.report import Section
+    from eegalign.report.compare import ComparisonPart, ComparisonRequest
+    from eegalign.report.document import Section
 
 SET_NAMES = {"eeg": "EEG", "true": "true embedding", "eeg_shuffled": "EEG, shuffled trials (baseline)",
              "original": "original stimuli", "shuffled": "shuffled trials (baseline)"}
@@ -24,15 +27,21 @@ EMBEDDING_ROWS = (("retrieval", "all_top1"), ("retrieval", "all_top5"), ("retrie
                   ("classification", "top1"))
 
 
-def _cell(entry: dict[str, Any] | None, pct: bool) -> str:
+def _three_decimals(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _summary_cell(entry: dict[str, Any] | None, as_percent: bool) -> str:
     """``value [lo, hi]; chance c`` of one summary entry ("n/a" when the run lacks it)."""
     if not entry or entry.get("value") is None:
         return "n/a"
-    f = (lambda x: "n/a" if x is None else f"{100 * x:.1f}%") if pct else (lambda x: "n/a" if x is None else f"{x:.3f}")
+    from eegalign.report.format import percent
+
+    show = percent if as_percent else _three_decimals
     ci = entry.get("ci95") or [None, None]
-    text = f"{f(entry['value'])} [{f(ci[0])}, {f(ci[1])}]"
+    text = f"{show(entry['value'])} [{show(ci[0])}, {show(ci[1])}]"
     if entry.get("chance") is not None:
-        text += f"; chance {f(entry['chance'])}"
+        text += f"; chance {show(entry['chance'])}"
     return text
 
 
@@ -61,7 +70,7 @@ def summary_rows(runs: list[GenerationRun]) -> dict[str, dict[str, tuple[dict[st
 
 def side_by_side_section(runs: list[GenerationRun]) -> "Section":
     """Every N-way, reconstruction and embedding number of every generation run, one column per run."""
-    from eegalign.report import Section
+    from eegalign.report.document import Section
 
     sec = Section("Generation runs side by side")
     sec.p(
@@ -73,14 +82,14 @@ def side_by_side_section(runs: list[GenerationRun]) -> "Section":
         "shuffled-trials baseline row."
     )
     rows = summary_rows(runs)
-    body = [[label, *[_cell(*cells[r.name]) if r.name in cells else "n/a" for r in runs]] for label, cells in rows.items()]
+    body = [[label, *[_summary_cell(*cells[r.name]) if r.name in cells else "n/a" for r in runs]] for label, cells in rows.items()]
     sec.table(["metric", *[r.name for r in runs]], body)
     return sec
 
 
 def paired_section(comparisons: list[RunComparison]) -> "Section":
     """One verdict sentence per metric and pair of runs, then the numbers behind it."""
-    from eegalign.report import Section
+    from eegalign.report.document import Section
 
     sec = Section("Is one run better? Paired statistics")
     sec.p(
@@ -155,3 +164,48 @@ def comparison_json(runs: list[GenerationRun], comparisons: list[RunComparison])
         "pairing": {c.key: {"paired": c.paired, "n_shared_trials": c.n_shared, "notes": c.notes} for c in comparisons},
         "verdicts": {c.key: c.verdicts for c in comparisons},
     }
+
+
+def route_grid_section(runs: list[GenerationRun], routes: tuple[str, str] | None, out: Path,
+                       grid_trials: int) -> tuple["Section", list[tuple[str, Any]]]:
+    """The five-column grid of an image-route and a text-route run: its section and ``(file name, image)`` pages."""
+    from eegalign.generation.grids import make_grid
+    from eegalign.report.document import Section
+
+    grids: list[tuple[str, Any]] = []
+    pair = route_pair(runs, routes)
+    sec = Section("Image route vs text route, by eye")
+    if pair is None:
+        sec.p("No grid: it needs one image-route and one text-route generation run.")
+        return sec, grids
+    rows = route_grid_rows(*pair, limit=grid_trials)
+    sec.p(f"Shared trials of **{pair[0].name}** (image route) and **{pair[1].name}** (text route), "
+          f"{len(rows)} shown. Columns: original | image route from the true embedding | image route from "
+          "EEG | text route from the true embedding | text route from EEG. Captions: trial, class, subject.")
+    for j, start in enumerate(range(0, len(rows), 8)):
+        name = f"routes_{j:03d}.png"
+        grids.append((name, make_grid(rows[start : start + 8], out, columns=ROUTE_COLUMNS)))
+        sec.fig(f"grids/{name}", f"trials {start + 1}-{min(start + 8, len(rows))} of {len(rows)}")
+    if not rows:
+        sec.p("The two runs share no trial, so no row can be shown.")
+    return sec, grids
+
+
+def generation_comparison_part(request: "ComparisonRequest") -> "ComparisonPart | None":
+    """Generation runs of an ``eegalign compare``: sections, ``compare.json`` block and route grids (None without any)."""
+    from itertools import combinations
+
+    from eegalign.generation.compare import compare_generation_runs, is_generation_dir, load_generation_run
+    from eegalign.report.compare import ComparisonPart
+
+    paths = [p for p in request.paths if is_generation_dir(p)]
+    if not paths:
+        return None
+    runs = [load_generation_run(p) for p in paths]
+    if len({r.name for r in runs}) != len(runs):  # same directory names under different parents: use the paths
+        runs = [load_generation_run(p, name=str(p)) for p in paths]
+    comparisons = [compare_generation_runs(a, b) for a, b in combinations(runs, 2)]
+    grid_sec, grids = route_grid_section(runs, request.routes, request.out, request.grid_trials)
+    files = [(f"grids/{name}", lambda path, image=image: image.save(path)) for name, image in grids]
+    sections = [side_by_side_section(runs), paired_section(comparisons), grid_sec]
+    return ComparisonPart(sections, comparison_json(runs, comparisons), files)

@@ -57,8 +57,47 @@ def _fmt(x: Any) -> str:
     return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else html.escape(str(x))
 
 
+def _recon_cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "<td>—</td>"
+    ci = entry.get("ci95")
+    ci_text = f"<br><span class='note'>[{_fmt(ci[0])}, {_fmt(ci[1])}]</span>" if ci else ""
+    return f"<td>{_fmt(entry['value'])}{ci_text}</td>"
+
+
+def reconstruction_section(index: dict[str, Any]) -> list[str]:
+    """The familiar reconstruction table (MindEye, ATM, NICE, GWIT): rows = image sets and the chance level,
+    columns = metrics grouped as low level / high level (2-way) / distances / set level, value with 95% CI."""
+    from eegalign.generation.recon import LOWER_IS_BETTER, METRICS
+
+    e = html.escape
+    summary = index.get("reconstruction") or {}
+    parts = ["<h2>Reconstruction metrics</h2>"]
+    if not summary:
+        parts.append("<p>Not computed.</p>")
+    else:
+        metrics = [m for m in METRICS if any(m in summary[s] for s in summary)]
+        groups = {"pixcorr": "low level", "ssim": "low level", "alexnet2": "2-way (chance 0.5)",
+                  "alexnet5": "2-way (chance 0.5)", "inception": "2-way (chance 0.5)", "clip": "2-way (chance 0.5)",
+                  "effnet": "distance", "swav": "distance", "fid": "set", "clip_score": "cosine"}
+        parts.append(
+            f"<p class='note'>{index.get('reconstruction_trials', '?')} trials with an original stimulus; value and "
+            "bootstrap 95% CI over trials. <b>shuffled</b> (baseline): the EEG images scored against other trials' "
+            "originals; it is the chance level where none is analytic. ↑ higher is better, ↓ lower is better.</p>")
+        parts.append("<table><tr><th class='l'></th>" + "".join(f"<th>{e(groups[m])}</th>" for m in metrics) + "</tr>")
+        parts.append("<tr><th class='l'>set</th>" + "".join(
+            f"<th>{e(m)} {'↓' if m in LOWER_IS_BETTER else '↑'}</th>" for m in metrics) + "</tr>")
+        for image_set, row in summary.items():
+            parts.append(f"<tr><td class='l'>{e(image_set)}</td>" + "".join(_recon_cell(row.get(m)) for m in metrics) + "</tr>")
+        chance = [next((summary[s][m].get("chance") for s in summary if m in summary[s]), None) for m in metrics]
+        parts.append("<tr><td class='l'>chance</td>" + "".join(f"<td>{_fmt(c)}</td>" for c in chance) + "</tr></table>")
+    for note in index.get("reconstruction_notes", []):
+        parts.append(f"<p class='note'>{e(note)}</p>")
+    return parts
+
+
 def render_html(index: dict[str, Any]) -> str:
-    """The generation report: settings, the N-way accuracy table (with chance and CI) and the grids."""
+    """The generation report: settings, the N-way accuracy and reconstruction tables (with chance and CIs), the grids."""
     e = html.escape
     s = index.get("settings", {})
     parts = [
@@ -98,6 +137,7 @@ def render_html(index: dict[str, Any]) -> str:
         parts.append("</table>")
         for note in nway.get("notes", []):
             parts.append(f"<p class='note'>{e(note)}</p>")
+    parts.extend(reconstruction_section(index))
     parts.append("<h2>Grids</h2><p class='note'>Rows: trials (class, subject). Columns: original | from true "
                  "embedding | from EEG prediction.</p>")
     for g in index.get("grids", []):

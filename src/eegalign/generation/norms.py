@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from eegalign.errors import ConfigError
+from eegalign.generation.settings import MATCH_NORM_MODES as MODES
 from eegalign.predictions import Predictions, mean_target_norm
-
-MODES = ("auto", "train", "test", "off")
 #: training losses that leave the prediction's norm arbitrary (class names in eegalign.losses)
 NORM_FREE_LOSSES = ("InfoNCELoss", "CosineLoss")
 

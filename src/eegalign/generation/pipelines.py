@@ -41,15 +41,16 @@ SCHEDULERS: dict[str, str] = {
     "euler": "EulerDiscreteScheduler",
     "euler_a": "EulerAncestralDiscreteScheduler",
     "dpm": "DPMSolverMultistepScheduler",
-    "dpm_sde": "DPMSolverSinglestepScheduler",
+    "dpm_sde": "DPMSolverMultistepScheduler",  # with algorithm_type="sde-dpmsolver++" (SCHEDULER_OPTIONS)
     "lms": "LMSDiscreteScheduler",
     "heun": "HeunDiscreteScheduler",
     "unipc": "UniPCMultistepScheduler",
     "ddpm": "DDPMScheduler",
 }
 
-# Default guidance per route: diffusers' default for the image route, the seed's 6.5 for text.
-DEFAULT_GUIDANCE = {"image": 7.5, "text": 6.5}
+# Extra from_config arguments: "dpm_sde" is DPM-Solver++ with its SDE variant (stochastic, seeded by the
+# per-trial generators); DPMSolverSDEScheduler would need torchsde, which eegalign does not require.
+SCHEDULER_OPTIONS: dict[str, dict[str, Any]] = {"dpm_sde": {"algorithm_type": "sde-dpmsolver++"}}
 
 
 def _is_missing_weights(exc: BaseException) -> bool:
@@ -66,23 +67,27 @@ def _is_missing_weights(exc: BaseException) -> bool:
 def load_sd_pipeline(
     sd_model: str,
     *,
-    device: "torch.device",
     dtype: "torch.dtype",
     scheduler: str | None = None,
     safety_checker: bool = False,
 ) -> "StableDiffusionPipeline":
-    """Load a Stable Diffusion 1.x pipeline (as a ``PerTrialPipeline``) from a local directory or a hub id.
+    """Load a Stable Diffusion 1.x pipeline (as a ``PerTrialPipeline``, on the CPU) from a local directory or a hub id.
 
-    The safety checker is off by default: on ImageNet stimuli its false positives turn images
-    black, which would bias the N-way accuracy; pass ``safety_checker=True`` to keep it.
+    Place it with :func:`place_pipeline` (after :func:`add_ip_adapter` on the image route). The
+    safety checker is off by default: on ImageNet stimuli its false positives turn images black,
+    which would bias the N-way accuracy; pass ``safety_checker=True`` to keep it (it then needs
+    ``safety_checker/`` and ``feature_extractor/``). Without it, ``feature_extractor/`` is not
+    needed either.
     """
     from eegalign.generation.ip_batching import PerTrialPipeline
 
     kw: dict[str, Any] = {**_dtype_kwarg(dtype), "low_cpu_mem_usage": _has_accelerate()}
     if not safety_checker:
-        kw.update(safety_checker=None, requires_safety_checker=False)
+        kw.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     sd_model = resolve_pretrained(sd_model, "Stable Diffusion model", "--sd-model")
     local = Path(sd_model)
+    if safety_checker and local.is_dir():
+        _check_safety_checker_files(local)
     try:
         pipe = PerTrialPipeline.from_pretrained(sd_model, **kw)
     except Exception as e:
@@ -94,7 +99,57 @@ def load_sd_pipeline(
     if scheduler:
         pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)  # we show one bar over all batches instead
-    return pipe.to(device)
+    return pipe
+
+
+def _check_safety_checker_files(sd_dir: Path) -> None:
+    """--safety-checker with a local pipeline: its two folders must be there (one sentence if not)."""
+    missing = [sub for sub in ("safety_checker", "feature_extractor") if not (sd_dir / sub / "config.json").is_file()
+               and not (sd_dir / sub / "preprocessor_config.json").is_file()]
+    if missing:
+        folders = " and ".join(f"{sub}/" for sub in missing)
+        raise WeightsError(
+            f"--safety-checker needs {folders} in {sd_dir}, which holds no such folder: download them too "
+            f'(hf download ... --include "safety_checker/*" --include "feature_extractor/*", docs/generation.md) '
+            f"or drop --safety-checker"
+        )
+
+
+def place_pipeline(
+    pipe: "StableDiffusionPipeline",
+    device: "torch.device",
+    *,
+    cpu_offload: bool = False,
+    vae_slicing: bool = False,
+    vae_tiling: bool = False,
+) -> None:
+    """Put ``pipe`` on ``device``, or keep it in CPU memory and move each model to ``device`` only while it runs.
+
+    Args:
+        device: where the denoising runs.
+        cpu_offload: diffusers' model CPU offload (accelerate): peak GPU memory is the largest model
+            (the UNet) instead of all of them; needs a CUDA/XPU device.
+        vae_slicing: decode the batch's latents one image at a time (less memory at large batches).
+        vae_tiling: decode each image in overlapping tiles (less memory at large sizes; may show seams).
+    """
+    if cpu_offload:
+        if device.type == "cpu" or device.type == "mps":
+            raise ConfigError(f"--cpu-offload keeps the models in CPU memory and runs them on a GPU; "
+                              f"the device here is {device.type}: drop --cpu-offload")
+        if not _has_accelerate():
+            raise ConfigError("--cpu-offload needs the accelerate package: pip install accelerate")
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    if vae_slicing:
+        pipe.vae.enable_slicing()
+    if vae_tiling:
+        pipe.vae.enable_tiling()
+
+
+def execution_device(pipe: "StableDiffusionPipeline") -> "torch.device":
+    """Where the pipeline computes (with CPU offload its models sit on the CPU between calls)."""
+    return pipe._execution_device  # noqa: SLF001 - diffusers' own name for it; the public .device says "cpu" under offload
 
 
 def make_scheduler(name: str, config: Any) -> Any:
@@ -103,7 +158,7 @@ def make_scheduler(name: str, config: Any) -> Any:
 
     if name not in SCHEDULERS:
         raise ConfigError(f"unknown --scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
-    return getattr(diffusers, SCHEDULERS[name]).from_config(config)
+    return getattr(diffusers, SCHEDULERS[name]).from_config(config, **SCHEDULER_OPTIONS.get(name, {}))
 
 
 def resolve_ip_adapter(spec: str, weight_name: str | None = None, subfolder: str | None = None) -> tuple[str, str, str]:
@@ -178,9 +233,9 @@ def add_ip_adapter(
     return int(linear.in_features)
 
 
-def encode_empty_prompt(pipe: "StableDiffusionPipeline", device: "torch.device") -> "torch.Tensor":
+def encode_empty_prompt(pipe: "StableDiffusionPipeline") -> "torch.Tensor":
     """The text encoder's hidden states of the empty prompt, (1, 77, 768): the text route's negative."""
-    embeds, _ = pipe.encode_prompt("", device, 1, False)
+    embeds, _ = pipe.encode_prompt("", execution_device(pipe), 1, False)
     return embeds  # (1, S, D)
 
 
@@ -210,7 +265,7 @@ def generate_batch(
     b = embeds.shape[0]
     if len(seeds) != b:
         raise ValueError(f"{len(seeds)} seeds for {b} embeddings")
-    device, dtype = pipe.device, pipe.unet.dtype
+    device, dtype = execution_device(pipe), pipe.unet.dtype
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     common: dict[str, Any] = dict(
         num_inference_steps=steps,
@@ -232,7 +287,7 @@ def generate_batch(
         out = pipe(prompt=[prompt] * b, ip_adapter_image_embeds=[ip], **common)
     elif route == "text":
         if negative_text is None:
-            negative_text = encode_empty_prompt(pipe, device)
+            negative_text = encode_empty_prompt(pipe)
         neg = negative_text.to(device=device, dtype=dtype).expand(b, -1, -1)  # (1, S, D) -> (B, S, D)
         out = pipe(prompt_embeds=embeds, negative_prompt_embeds=neg, **common)
     else:

@@ -2,8 +2,8 @@
 
 ``Encoder(n_chans=128, n_times=440, out_shape=(1024,), preset=None, <typed keyword args>)``:
 hyperparameters default to ``None`` = "take it from the preset"; explicit values override the
-preset. Subclasses pass them on as ``super().__init__(..., preset, hyper={"n_filters": n_filters, ...})``
-(the older ``**hyper`` spelling still works). Every
+preset. Subclasses pass them on as ``super().__init__(..., preset, hyper={"n_filters": n_filters, ...})``;
+no constructor takes ``**kwargs``, so ``eegalign fit --help`` lists every hyperparameter. Every
 encoder maps ``(B, n_chans, n_times) -> (B, *out_shape)``, so it works on any montage (e.g. 63 x 250).
 :func:`encoder_config` returns plain JSON that rebuilds the same network with
 ``eegalign.models.build_model(**config)``.
@@ -38,12 +38,10 @@ class EncoderBase(nn.Module):
         out_shape: Sequence[int] | None = None,
         preset: str | None = None,
         hyper: Mapping[str, Any] | None = None,
-        **legacy: Any,
     ) -> None:
-        """``hyper``: the subclass's explicit keyword arguments (None = from the preset); ``**legacy``
-        is the older spelling of the same (kept until every encoder passes ``hyper=``)."""
+        """``hyper``: the subclass's explicit keyword arguments (None = from the preset)."""
         super().__init__()
-        hyper = {**dict(hyper or {}), **legacy}
+        hyper = dict(hyper or {})
         preset = preset or self.default_preset
         if preset not in self.presets:
             raise ConfigError(f"model {self.name!r} has no preset {preset!r}; choose one of {sorted(self.presets)}")

@@ -3,8 +3,8 @@
 - :class:`MLPEncoder`: time-binned channel means -> Linear -> GELU -> Dropout -> Linear.
 - :class:`BraindecodeEncoder` subclasses wrap braindecode's EEGNetv4 (Lawhern et al. 2018),
   ShallowFBCSPNet (Schirrmeister et al. 2017), EEGConformer (Song et al. 2023) and ATCNet
-  (Altaheri et al. 2023): the backbone's classification layer is built with ``feat_dim`` outputs
-  (no softmax) and followed by a projection head GELU -> Dropout -> Linear(feat_dim, prod(out_shape)).
+  (Altaheri et al. 2023): the backbone's classification layer is built with ``d_features`` outputs
+  (no softmax) and followed by a projection head GELU -> Dropout -> Linear(d_features, prod(out_shape)).
   braindecode is imported only when such a model is built.
 - :func:`fit_ridge`: ridge regression from time-binned channel means to the targets, the
   regularisation chosen on the validation split from a log grid; one SVD of the centred,
@@ -16,6 +16,7 @@ All encoders: (B, n_chans, n_times) -> (B, *out_shape).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -36,22 +37,42 @@ def _bin_means(x: torch.Tensor, bins: int) -> torch.Tensor:
 
 
 class MLPEncoder(EncoderBase):
-    """Two-layer MLP on time-binned channel means: (B, C, T) -> (B, C*bins) -> (B, *out_shape)."""
+    """Two-layer MLP on time-binned channel means: (B, C, T) -> (B, C*bins) -> (B, *out_shape).
+
+    Args:
+        n_chans: EEG channels C.
+        n_times: samples per trial T.
+        out_shape: target shape, ``(1024,)`` or ``(77, 768)``.
+        preset: ``reference`` or ``small``.
+        bins: equal time windows whose channel means are the features (reference 22; None: from the preset).
+        d_hidden: hidden width (reference 1024; None: from the preset).
+        dropout: dropout after the hidden layer (reference 0.5; None: from the preset).
+    """
 
     name = "mlp"
     routes = ("image", "text")
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "reference": dict(bins=22, hidden=1024, dropout=0.5),
-        "small": dict(bins=11, hidden=256, dropout=0.3),
+        "reference": dict(bins=22, d_hidden=1024, dropout=0.5),
+        "small": dict(bins=11, d_hidden=256, dropout=0.3),
     }
 
-    def __init__(self, n_chans: int = 128, n_times: int = 440, out_shape=(1024,), preset: str | None = None, **hyper: Any):
-        super().__init__(n_chans, n_times, out_shape, preset, **hyper)
+    def __init__(
+        self,
+        n_chans: int = 128,
+        n_times: int = 440,
+        out_shape: Sequence[int] | None = (1024,),
+        preset: str | None = None,
+        *,
+        bins: int | None = None,
+        d_hidden: int | None = None,
+        dropout: float | None = None,
+    ) -> None:
+        super().__init__(n_chans, n_times, out_shape, preset, hyper=dict(bins=bins, d_hidden=d_hidden, dropout=dropout))
         h = self.hyper
         self.bins = min(h["bins"], self.n_times)
         self.net = nn.Sequential(
-            nn.Linear(self.n_chans * self.bins, h["hidden"]), nn.GELU(), nn.Dropout(h["dropout"]),
-            nn.Linear(h["hidden"], self.out_features),
+            nn.Linear(self.n_chans * self.bins, h["d_hidden"]), nn.GELU(), nn.Dropout(h["dropout"]),
+            nn.Linear(h["d_hidden"], self.out_features),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,21 +88,28 @@ def _import_braindecode_models():
 
 
 class BraindecodeEncoder(EncoderBase):
-    """A braindecode backbone whose classifier outputs ``feat_dim`` features, then a projection head."""
+    """A braindecode backbone whose classifier outputs ``d_features`` features, then a projection head."""
 
     routes = ("image", "text")
     #: class names to try, newest API first (braindecode 1.x renamed EEGNetv4 to EEGNet)
     class_names: ClassVar[tuple[str, ...]] = ()
-    #: extra constructor kwargs per preset are in the preset under "backbone"
 
-    def __init__(self, n_chans: int = 128, n_times: int = 440, out_shape=(1024,), preset: str | None = None, **hyper: Any):
-        super().__init__(n_chans, n_times, out_shape, preset, **hyper)
+    def __init__(
+        self,
+        n_chans: int = 128,
+        n_times: int = 440,
+        out_shape: Sequence[int] | None = (1024,),
+        preset: str | None = None,
+        hyper: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Subclasses name their hyperparameters and pass them on as ``hyper``."""
+        super().__init__(n_chans, n_times, out_shape, preset, hyper=hyper)
         h = self.hyper
         bd = _import_braindecode_models()
         cls = next((getattr(bd, n) for n in self.class_names if hasattr(bd, n)), None)
         if cls is None:
             raise EEGAlignError(f"this braindecode version has none of {list(self.class_names)}; {BRAINDECODE_HINT}")
-        kwargs = dict(n_chans=self.n_chans, n_outputs=h["feat_dim"], n_times=self.n_times, **self._backbone_kwargs())
+        kwargs = dict(n_chans=self.n_chans, n_outputs=h["d_features"], n_times=self.n_times, **self._backbone_kwargs())
         params = inspect.signature(cls.__init__).parameters
         if "add_log_softmax" in params:
             kwargs["add_log_softmax"] = False
@@ -95,40 +123,95 @@ class BraindecodeEncoder(EncoderBase):
             if isinstance(mod, (nn.LogSoftmax, nn.Softmax)) and name:
                 parent = self.backbone.get_submodule(name.rsplit(".", 1)[0]) if "." in name else self.backbone
                 setattr(parent, name.rsplit(".", 1)[-1], nn.Identity())
-        self.head = nn.Sequential(nn.GELU(), nn.Dropout(h["dropout"]), nn.Linear(h["feat_dim"], self.out_features))
+        self.head = nn.Sequential(nn.GELU(), nn.Dropout(h["dropout"]), nn.Linear(h["d_features"], self.out_features))
 
     def _backbone_kwargs(self) -> dict[str, Any]:
         return {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.backbone(x).reshape(x.shape[0], -1)  # (B, feat_dim)
+        f = self.backbone(x).reshape(x.shape[0], -1)  # (B, d_features)
         return self.head(f).view(x.shape[0], *self.out_shape)
 
 
 class BraindecodeEEGNet(BraindecodeEncoder):
-    """braindecode EEGNetv4 (Lawhern et al. 2018, J. Neural Eng.) + projection head."""
+    """braindecode EEGNetv4 (Lawhern et al. 2018, J. Neural Eng.) + projection head.
+
+    Args:
+        n_chans: EEG channels C.
+        n_times: samples per trial T.
+        out_shape: target shape, ``(1024,)`` or ``(77, 768)``.
+        preset: ``reference`` or ``small``.
+        d_features: outputs of the backbone's classification layer (reference 256; None: from the preset).
+        dropout: dropout before the projection head's Linear (None: from the preset).
+        n_filters: temporal filters F1 (reference 8; None: from the preset).
+        depth_multiplier: spatial filters per temporal filter D (reference 2; None: from the preset).
+        kernel_size: temporal convolution length in samples (reference 64; None: from the preset).
+    """
 
     name = "braindecode_eegnet"
     class_names = ("EEGNetv4", "EEGNet")
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "reference": dict(feat_dim=256, dropout=0.25, F1=8, D=2, kernel_length=64),
-        "small": dict(feat_dim=64, dropout=0.25, F1=4, D=2, kernel_length=32),
+        "reference": dict(d_features=256, dropout=0.25, n_filters=8, depth_multiplier=2, kernel_size=64),
+        "small": dict(d_features=64, dropout=0.25, n_filters=4, depth_multiplier=2, kernel_size=32),
     }
+
+    def __init__(
+        self,
+        n_chans: int = 128,
+        n_times: int = 440,
+        out_shape: Sequence[int] | None = (1024,),
+        preset: str | None = None,
+        *,
+        d_features: int | None = None,
+        dropout: float | None = None,
+        n_filters: int | None = None,
+        depth_multiplier: int | None = None,
+        kernel_size: int | None = None,
+    ) -> None:
+        super().__init__(n_chans, n_times, out_shape, preset, hyper=dict(
+            d_features=d_features, dropout=dropout, n_filters=n_filters, depth_multiplier=depth_multiplier, kernel_size=kernel_size,
+        ))
 
     def _backbone_kwargs(self) -> dict[str, Any]:
         h = self.hyper
-        return dict(F1=h["F1"], D=h["D"], F2=h["F1"] * h["D"], kernel_length=h["kernel_length"])
+        f1, d = h["n_filters"], h["depth_multiplier"]
+        return dict(F1=f1, D=d, F2=f1 * d, kernel_length=h["kernel_size"])
 
 
 class BraindecodeShallow(BraindecodeEncoder):
-    """braindecode ShallowFBCSPNet (Schirrmeister et al. 2017, Hum. Brain Mapp.) + projection head."""
+    """braindecode ShallowFBCSPNet (Schirrmeister et al. 2017, Hum. Brain Mapp.) + projection head.
+
+    Args:
+        n_chans: EEG channels C.
+        n_times: samples per trial T.
+        out_shape: target shape, ``(1024,)`` or ``(77, 768)``.
+        preset: ``reference`` or ``small``.
+        d_features: outputs of the backbone's classification layer (reference 256; None: from the preset).
+        dropout: dropout before the projection head's Linear (None: from the preset).
+        n_filters: temporal and spatial filters (reference 40; None: from the preset).
+    """
 
     name = "braindecode_shallow"
     class_names = ("ShallowFBCSPNet",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "reference": dict(feat_dim=256, dropout=0.5, n_filters=40),
-        "small": dict(feat_dim=64, dropout=0.5, n_filters=16),
+        "reference": dict(d_features=256, dropout=0.5, n_filters=40),
+        "small": dict(d_features=64, dropout=0.5, n_filters=16),
     }
+
+    def __init__(
+        self,
+        n_chans: int = 128,
+        n_times: int = 440,
+        out_shape: Sequence[int] | None = (1024,),
+        preset: str | None = None,
+        *,
+        d_features: int | None = None,
+        dropout: float | None = None,
+        n_filters: int | None = None,
+    ) -> None:
+        super().__init__(n_chans, n_times, out_shape, preset, hyper=dict(
+            d_features=d_features, dropout=dropout, n_filters=n_filters,
+        ))
 
     def _backbone_kwargs(self) -> dict[str, Any]:
         n = self.hyper["n_filters"]
@@ -136,28 +219,82 @@ class BraindecodeShallow(BraindecodeEncoder):
 
 
 class BraindecodeConformer(BraindecodeEncoder):
-    """braindecode EEGConformer (Song et al. 2023, IEEE TNSRE) + projection head."""
+    """braindecode EEGConformer (Song et al. 2023, IEEE TNSRE) + projection head.
+
+    Args:
+        n_chans: EEG channels C.
+        n_times: samples per trial T.
+        out_shape: target shape, ``(1024,)`` or ``(77, 768)``.
+        preset: ``reference`` or ``small``.
+        d_features: outputs of the backbone's classification layer (reference 256; None: from the preset).
+        dropout: dropout before the projection head's Linear (None: from the preset).
+        n_layers: transformer layers (braindecode's ``att_depth``; reference 6; None: from the preset).
+        n_heads: attention heads (braindecode's ``att_heads``; reference 10; None: from the preset).
+    """
 
     name = "braindecode_conformer"
     class_names = ("EEGConformer",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "reference": dict(feat_dim=256, dropout=0.5, att_depth=6, att_heads=10),
-        "small": dict(feat_dim=64, dropout=0.5, att_depth=1, att_heads=4),
+        "reference": dict(d_features=256, dropout=0.5, n_layers=6, n_heads=10),
+        "small": dict(d_features=64, dropout=0.5, n_layers=1, n_heads=4),
     }
 
+    def __init__(
+        self,
+        n_chans: int = 128,
+        n_times: int = 440,
+        out_shape: Sequence[int] | None = (1024,),
+        preset: str | None = None,
+        *,
+        d_features: int | None = None,
+        dropout: float | None = None,
+        n_layers: int | None = None,
+        n_heads: int | None = None,
+    ) -> None:
+        super().__init__(n_chans, n_times, out_shape, preset, hyper=dict(
+            d_features=d_features, dropout=dropout, n_layers=n_layers, n_heads=n_heads,
+        ))
+
     def _backbone_kwargs(self) -> dict[str, Any]:
-        return dict(att_depth=self.hyper["att_depth"], att_heads=self.hyper["att_heads"], final_fc_length="auto")
+        return dict(att_depth=self.hyper["n_layers"], att_heads=self.hyper["n_heads"], final_fc_length="auto")
 
 
 class BraindecodeATCNet(BraindecodeEncoder):
-    """braindecode ATCNet (Altaheri et al. 2023, IEEE TII) + projection head."""
+    """braindecode ATCNet (Altaheri et al. 2023, IEEE TII) + projection head.
+
+    Args:
+        n_chans: EEG channels C.
+        n_times: samples per trial T.
+        out_shape: target shape, ``(1024,)`` or ``(77, 768)``.
+        preset: ``reference`` or ``small``.
+        d_features: outputs of the backbone's classification layer (reference 256; None: from the preset).
+        dropout: dropout before the projection head's Linear (None: from the preset).
+        n_windows: sliding windows of the attention blocks (reference 5; None: from the preset).
+        sfreq: sampling rate in Hz the backbone assumes (reference 1000; None: from the preset).
+    """
 
     name = "braindecode_atcnet"
     class_names = ("ATCNet",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "reference": dict(feat_dim=256, dropout=0.3, n_windows=5, sfreq=1000.0),
-        "small": dict(feat_dim=64, dropout=0.3, n_windows=2, sfreq=1000.0),
+        "reference": dict(d_features=256, dropout=0.3, n_windows=5, sfreq=1000.0),
+        "small": dict(d_features=64, dropout=0.3, n_windows=2, sfreq=1000.0),
     }
+
+    def __init__(
+        self,
+        n_chans: int = 128,
+        n_times: int = 440,
+        out_shape: Sequence[int] | None = (1024,),
+        preset: str | None = None,
+        *,
+        d_features: int | None = None,
+        dropout: float | None = None,
+        n_windows: int | None = None,
+        sfreq: float | None = None,
+    ) -> None:
+        super().__init__(n_chans, n_times, out_shape, preset, hyper=dict(
+            d_features=d_features, dropout=dropout, n_windows=n_windows, sfreq=sfreq,
+        ))
 
     def _backbone_kwargs(self) -> dict[str, Any]:
         h = self.hyper

@@ -21,14 +21,10 @@ Shapes (reference preset, x: (B, C=128, T=440)):
 Reference preset: 20,765,424 parameters on 128 x 440.
 
 Where this differs from the reference on purpose (same function throughout):
-- Conv(1 x 25) followed by AvgPool(1 x 51, stride 5) is computed as the 51-wide moving average
-  first and then the convolution with stride 5 (both are linear and commute), which needs
-  ~5.6x fewer multiply-adds and never builds the (B, 40, C, 416) tensor. ``fast_conv=False``
-  runs the literal order.
-- attention through ``scaled_dot_product_attention`` (training on the CPU: attention with dropout
-  and the encoder's feed-forward through the cache-blocked kernels of :mod:`eegalign.models.layers`,
-  same function and dropout distribution); the PE length comes from ``n_times``; the
-  (C x 1) spatial convolutions run as one matmul each.
+- attention through ``scaled_dot_product_attention``; the PE length comes from ``n_times``.
+  The 51-wide moving average runs before the 25-tap convolution (they commute: same function,
+  5.6x fewer multiply-adds). :func:`eegalign.models.use_cpu_kernels` swaps in CPU training
+  kernels with the same state dict.
 - the reference registers its ``TransformerEncoderLayer`` template as a module *and* hands it to
   ``nn.TransformerEncoder`` (which deep-copies it), so one unused layer (1,315,072 parameters,
   no compute, never any gradient) is part of its parameter count and state dict. The reference
@@ -40,6 +36,7 @@ Where this differs from the reference on purpose (same function throughout):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -48,50 +45,51 @@ from torch import nn
 
 from eegalign.errors import ConfigError
 from eegalign.models.base import EncoderBase
-from eegalign.models.layers import Dropout, PostNormEncoderLayer, SelfAttention, SinusoidalPositionalEncoding
+from eegalign.models.layers import PostNormEncoderLayer, SelfAttention, SinusoidalPositionalEncoding
 
 
-class _ConvPool(nn.Module):
-    """Conv2d with a (1, k) kernel followed by AvgPool2d((1, pool), (1, stride)), same parameters as the Conv2d.
+class ConvPool(nn.Module):
+    """Conv2d with a (1, K) kernel, then AvgPool2d((1, pool_size), (1, pool_stride)).
 
-    ``fast``: moving-average the input first (stride 1) and convolve with the pooling stride: the
-    same linear map, with ``pool``-times fewer convolution outputs.
+    (B, Cin, H, T) -> (B, Cout, H, (T - K + 1 - pool_size) // pool_stride + 1). Both maps are linear
+    along time and commute, so this averages first (stride 1) and convolves with the pool's stride:
+    the same function with ``pool_stride`` times fewer convolution outputs (5.6x fewer multiply-adds
+    for the reference, no (B, 40, 128, 416) tensor; tests/test_seed.py checks it against the
+    literal order).
     """
 
-    def __init__(self, cin: int, cout: int, k: int, pool: int, stride: int, fast: bool = True) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, pool_size: int, pool_stride: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, (1, k))
-        self.pool, self.stride, self.fast = pool, stride, fast
+        self.conv = nn.Conv2d(c_in, c_out, (1, kernel_size))
+        self.pool_size, self.pool_stride = pool_size, pool_stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, T) -> (B, Cout, H, (T-k-pool+1)//stride+1)
-        if not self.fast:
-            return F.avg_pool2d(self.conv(x), (1, self.pool), (1, self.stride))
-        x = F.avg_pool2d(x, (1, self.pool), (1, 1))  # (B, Cin, H, T-pool+1)
-        return F.conv2d(x, self.conv.weight, self.conv.bias, stride=(1, self.stride))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(x, (1, self.pool_size), (1, 1))  # moving average: (B, Cin, H, T - pool_size + 1)
+        return F.conv2d(x, self.conv.weight, self.conv.bias, stride=(1, self.pool_stride))
 
 
-class _SpatialConv(nn.Conv2d):
-    """Conv2d(cin, cout, (C, 1)) over all electrodes, computed as one matmul (same parameters and function)."""
+class Branch(nn.Module):
+    """One convolutional branch -> (B, N, F) tokens, then self-attention + residual + LayerNorm.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, C, T) -> (B, Cout, 1, T)
-        b, cin, c, t = x.shape
-        y = torch.matmul(self.weight.view(self.out_channels, cin * c), x.reshape(b, cin * c, t))  # (B, Cout, T)
-        return (y + self.bias.unsqueeze(1)).unsqueeze(2)
+    ``order="ts"``: temporal conv + pool, then spatial conv over all electrodes;
+    ``order="st"``: spatial conv, then temporal conv + pool. Each conv is followed by BatchNorm + ELU.
+    """
 
-
-class _Branch(nn.Module):
-    """One convolutional branch -> (B, F, 1, N) tokens, then self-attention + residual + LayerNorm."""
-
-    def __init__(self, order: str, n_chans: int, f: int, k: int, pool: int, stride: int, drop: float, heads: int, fast: bool):
+    def __init__(
+        self, order: str, n_chans: int, n_filters: int, kernel_size: int, pool_size: int, pool_stride: int,
+        dropout: float, n_heads: int,
+    ) -> None:
         super().__init__()
-        self.order = order
-        if order == "ts":  # temporal conv (+pool) then spatial conv
-            self.conv_a, self.conv_b = _ConvPool(1, f, k, pool, stride, fast), _SpatialConv(f, f, (n_chans, 1))
-        else:  # spatial conv then temporal conv (+pool)
-            self.conv_a, self.conv_b = _SpatialConv(1, f, (n_chans, 1)), _ConvPool(f, f, k, pool, stride, fast)
+        f = n_filters
+        if order == "ts":
+            self.conv_a = ConvPool(1, f, kernel_size, pool_size, pool_stride)  # (B, 1, C, T) -> (B, F, C, N)
+            self.conv_b = nn.Conv2d(f, f, (n_chans, 1))  # -> (B, F, 1, N)
+        else:
+            self.conv_a = nn.Conv2d(1, f, (n_chans, 1))  # (B, 1, C, T) -> (B, F, 1, T)
+            self.conv_b = ConvPool(f, f, kernel_size, pool_size, pool_stride)  # -> (B, F, 1, N)
         self.bn_a, self.bn_b = nn.BatchNorm2d(f), nn.BatchNorm2d(f)
-        self.drop = Dropout(drop)
-        self.attn = SelfAttention(f, heads)
+        self.drop = nn.Dropout(dropout)
+        self.attn = SelfAttention(f, n_heads)
         self.norm = nn.LayerNorm(f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, C, T) -> (B, N, F)
@@ -102,53 +100,113 @@ class _Branch(nn.Module):
 
 
 class NervFormer(EncoderBase):
-    """NervFormer v2 (NECOMIMI, arXiv 2410.00712): (B, n_chans, n_times) -> (B, *out_shape)."""
+    """NervFormer v2 (NECOMIMI, arXiv 2410.00712): (B, n_chans, n_times) -> (B, *out_shape).
+
+    Every hyperparameter defaults to None = "the preset's value" (``reference``: the seed's network).
+
+    Args:
+        n_chans: EEG channels C.
+        n_times: samples per trial T.
+        out_shape: target shape, ``(1024,)`` for CLIP image embeddings.
+        preset: ``reference`` (the seed's configuration) or ``small`` (tests and CPU demos).
+        d_model: token width of the temporal transformer (reference 256).
+        n_heads: attention heads of the temporal transformer (reference 8).
+        n_layers: layers of the temporal transformer (reference 1).
+        d_hidden: feed-forward width of the temporal transformer (reference 2048).
+        dropout: dropout of the temporal transformer (reference 0.1).
+        n_filters: filters of every branch convolution, F (reference 40).
+        kernel_size: temporal convolution length in samples (reference 25).
+        pool_size: temporal average-pool window in samples (reference 51).
+        pool_stride: temporal average-pool stride in samples (reference 5).
+        n_branch_heads: attention heads within each branch (reference 5).
+        n_cross_heads: attention heads over both branches' tokens (reference 8).
+        cross_dropout: attention dropout over both branches' tokens (reference 0.75).
+        conv_dropout: dropout at the end of each branch (reference 0.5).
+        d_mlp: hidden width of the MLP after flattening the tokens (reference 2048).
+        d_features: output width of that MLP, the projector's input (reference 1440).
+        proj_dropout: dropout in the MLP and the projector's residual branch (reference 0.5).
+        unused_template_layer: keep the reference's unused, frozen copy of the encoder layer, so
+            parameter counts and state dicts match the seed (reference True).
+    """
 
     name = "nervformer"
     routes = ("image",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "reference": dict(
-            d_model=256, nhead=8, num_layers=1, dim_feedforward=2048, dropout=0.1, filters=40, kernel=25,
-            pool=51, pool_stride=5, branch_heads=5, cross_heads=8, cross_dropout=0.75, conv_dropout=0.5,
-            hidden=2048, feat_dim=1440, proj_dropout=0.5, fast_conv=True, unused_template_layer=True,
+            d_model=256, n_heads=8, n_layers=1, d_hidden=2048, dropout=0.1, n_filters=40, kernel_size=25,
+            pool_size=51, pool_stride=5, n_branch_heads=5, n_cross_heads=8, cross_dropout=0.75, conv_dropout=0.5,
+            d_mlp=2048, d_features=1440, proj_dropout=0.5, unused_template_layer=True,
         ),
         "small": dict(
-            d_model=32, nhead=2, num_layers=1, dim_feedforward=64, dropout=0.0, filters=16, kernel=13,
-            pool=31, pool_stride=8, branch_heads=4, cross_heads=4, cross_dropout=0.5, conv_dropout=0.5,
-            hidden=128, feat_dim=128, proj_dropout=0.5, fast_conv=True, unused_template_layer=False,
+            d_model=32, n_heads=2, n_layers=1, d_hidden=64, dropout=0.0, n_filters=16, kernel_size=13,
+            pool_size=31, pool_stride=8, n_branch_heads=4, n_cross_heads=4, cross_dropout=0.5, conv_dropout=0.5,
+            d_mlp=128, d_features=128, proj_dropout=0.5, unused_template_layer=False,
         ),
     }
 
-    def __init__(self, n_chans: int = 128, n_times: int = 440, out_shape=(1024,), preset: str | None = None, **hyper: Any):
-        super().__init__(n_chans, n_times, out_shape, preset, **hyper)
-        h = self.hyper
-        c, t, f = self.n_chans, self.n_times, h["filters"]
-        n_tok = (t - h["kernel"] + 1 - h["pool"]) // h["pool_stride"] + 1
+    def __init__(
+        self,
+        n_chans: int = 128,
+        n_times: int = 440,
+        out_shape: Sequence[int] | None = (1024,),
+        preset: str | None = None,
+        *,
+        d_model: int | None = None,
+        n_heads: int | None = None,
+        n_layers: int | None = None,
+        d_hidden: int | None = None,
+        dropout: float | None = None,
+        n_filters: int | None = None,
+        kernel_size: int | None = None,
+        pool_size: int | None = None,
+        pool_stride: int | None = None,
+        n_branch_heads: int | None = None,
+        n_cross_heads: int | None = None,
+        cross_dropout: float | None = None,
+        conv_dropout: float | None = None,
+        d_mlp: int | None = None,
+        d_features: int | None = None,
+        proj_dropout: float | None = None,
+        unused_template_layer: bool | None = None,
+    ) -> None:
+        super().__init__(n_chans, n_times, out_shape, preset, hyper=dict(
+            d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_hidden=d_hidden, dropout=dropout,
+            n_filters=n_filters, kernel_size=kernel_size, pool_size=pool_size, pool_stride=pool_stride,
+            n_branch_heads=n_branch_heads, n_cross_heads=n_cross_heads, cross_dropout=cross_dropout,
+            conv_dropout=conv_dropout, d_mlp=d_mlp, d_features=d_features, proj_dropout=proj_dropout,
+            unused_template_layer=unused_template_layer,
+        ))
+        self._build(self.hyper)
+
+    def _build(self, h: dict[str, Any]) -> None:
+        c, t, f = self.n_chans, self.n_times, h["n_filters"]
+        n_tok = (t - h["kernel_size"] + 1 - h["pool_size"]) // h["pool_stride"] + 1
         if n_tok < 1:
-            raise ConfigError(f"nervformer: {t} samples are too few for kernel {h['kernel']} and pool {h['pool']}")
+            raise ConfigError(
+                f"nervformer: {t} samples are too few for kernel_size {h['kernel_size']} and pool_size {h['pool_size']}"
+            )
         self.n_tokens = n_tok
         self.embed = nn.Linear(c, h["d_model"])
         self.pos = SinusoidalPositionalEncoding(t, h["d_model"])
+        layer_args = (h["d_model"], h["n_heads"], h["d_hidden"], h["dropout"])
         if h["unused_template_layer"]:
-            self.encoder_layer = PostNormEncoderLayer(h["d_model"], h["nhead"], h["dim_feedforward"], h["dropout"])
+            self.encoder_layer = PostNormEncoderLayer(*layer_args)
             self.encoder_layer.requires_grad_(False)  # never used: see the module docstring
-        self.encoder = nn.Sequential(
-            *[PostNormEncoderLayer(h["d_model"], h["nhead"], h["dim_feedforward"], h["dropout"]) for _ in range(h["num_layers"])]
-        )
+        self.encoder = nn.Sequential(*[PostNormEncoderLayer(*layer_args) for _ in range(h["n_layers"])])
         self.unembed = nn.Linear(h["d_model"], c)
         self.time_mix = nn.Linear(t, t)
         self.inorm = nn.InstanceNorm2d(1)
-        args = (c, f, h["kernel"], h["pool"], h["pool_stride"], h["conv_dropout"], h["branch_heads"], h["fast_conv"])
-        self.branch_ts = _Branch("ts", *args)
-        self.branch_st = _Branch("st", *args)
-        self.cross_attn = SelfAttention(f, h["cross_heads"], h["cross_dropout"])
+        args = (c, f, h["kernel_size"], h["pool_size"], h["pool_stride"], h["conv_dropout"], h["n_branch_heads"])
+        self.branch_ts = Branch("ts", *args)
+        self.branch_st = Branch("st", *args)
+        self.cross_attn = SelfAttention(f, h["n_cross_heads"], h["cross_dropout"])
         self.cross_norm = nn.LayerNorm(f)
         self.mlp = nn.Sequential(
-            nn.Linear(2 * n_tok * f, h["hidden"]), nn.ReLU(), Dropout(h["proj_dropout"]), nn.Linear(h["hidden"], h["feat_dim"])
+            nn.Linear(2 * n_tok * f, h["d_mlp"]), nn.ReLU(), nn.Dropout(h["proj_dropout"]), nn.Linear(h["d_mlp"], h["d_features"])
         )
         tokens, dim = (1, *self.out_shape) if len(self.out_shape) == 1 else self.out_shape
-        self.proj_in = nn.Linear(h["feat_dim"], tokens * dim)
-        self.proj_res = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), Dropout(h["proj_dropout"]))
+        self.proj_in = nn.Linear(h["d_features"], tokens * dim)
+        self.proj_res = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.Dropout(h["proj_dropout"]))
         self.proj_norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
