@@ -67,9 +67,10 @@ def _cli_class() -> type:
 
             cfg = self._get(self.config_init, "trainer", default={})
             root = Path(cfg.get("default_root_dir") or os.getcwd())
-            if not is_secondary_rank():
+            managed = self.subcommand is not None and not is_secondary_rank()  # run=False: nothing is written
+            if managed:
                 _check_before_writing(self, root)
-            records = RunRecords() if is_secondary_rank() else _open_run_dir(self, root)
+            records = _open_run_dir(self, root) if managed else RunRecords()
             self.save_config_kwargs["config_filename"] = records.config
             if cfg.get("logger") in (None, True):
                 from lightning.pytorch.loggers import TensorBoardLogger
