@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("eegalign.commands.generate", "Stable Diffusion images from predicted embeddings + N-way accuracy"),
     "demo": ("eegalign.commands.demo", "synthetic data -> prepare -> train -> evaluate -> report, on CPU"),
     "models": ("eegalign.commands.models", "list the registered encoders and their presets"),
+    "export": ("eegalign.commands.export", "a checkpoint -> a self-contained model directory (safetensors, ONNX, hub)"),
+    "replay": ("eegalign.commands.replay", "publish a cache's trials as live LSL EEG + marker streams (simulated amplifier)"),
+    "stream": ("eegalign.commands.stream", "decode a live LSL EEG stream trial by trial with a model directory"),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")

@@ -101,7 +101,7 @@ def predict_checkpoint(
     progress: bool = True,
     allow_preprocessing_mismatch: bool = False,
 ) -> tuple[Predictions, dict[str, Any], Any]:
-    """Run a checkpoint's encoder over one split of a cache.
+    """Run a checkpoint's encoder (or a model directory's) over one split of a cache.
 
     Returns ``(predictions, info, cache)``: ``info`` is ``load_encoder``'s record; the cache is
     opened once and handed back for the train targets. Raises :class:`DataError` when the
@@ -111,11 +111,11 @@ def predict_checkpoint(
     import torch
     from tqdm.auto import tqdm
 
-    from eegalign.checkpoints import load_encoder
     from eegalign.data.cache import Cache
+    from eegalign.pretrained import load_any
 
     cache = Cache.open(cache_dir)
-    encoder, info = load_encoder(ckpt)
+    encoder, info = load_any(ckpt)  # a checkpoint file or an `eegalign export` model directory
     route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
     _check_encoder_fits_cache(encoder, cache, route, ckpt)
     rows = cache.split_indices(split)

@@ -35,6 +35,7 @@ LEGACY_SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
     "generation": (("generation.json",),),
     "demo": (("demo.json",),),
     "run": (("config.yaml",), ("checkpoints",), ("metrics.csv",)),
+    "model": (("config.json", "model.safetensors", "preprocess.json"),),
 }
 
 # What each kind is called in messages.
@@ -43,6 +44,7 @@ KIND_NAMES = {
     "comparison": "`eegalign compare` output", "synthetic": "synthetic data set (`eegalign data synth`)",
     "cache": "cache (`eegalign data prepare`)", "audit": "`eegalign audit` output",
     "generation": "`eegalign generate` output", "demo": "`eegalign demo` output", "run": "run directory (`eegalign fit`)",
+    "model": "model directory (`eegalign export`)",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("what to evaluate (one of)")
     src.add_argument("--ckpt", help="checkpoint written by `eegalign fit` (needs --cache)")
+    src.add_argument("--model", metavar="DIR", help="a model directory written by `eegalign export` (needs --cache)")
     src.add_argument("--predictions", help="a predictions.safetensors file from any model")
     parser.add_argument("--cache", help="cache directory the checkpoint is evaluated on (with --ckpt)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"], help="split to evaluate (with --ckpt; default test)")
@@ -59,7 +60,7 @@ def _from_checkpoint(args: argparse.Namespace, context: dict) -> tuple[Any, Any]
     from eegalign.evaluate import load_train_targets, predict_checkpoint, train_targets_from_cache
 
     if not args.cache:
-        raise ConfigError("--ckpt needs --cache CACHE (the cache to predict)")
+        raise ConfigError(f"{'--model' if getattr(args, 'model', None) else '--ckpt'} needs --cache CACHE (the cache to predict)")
     preds, info, cache = predict_checkpoint(args.ckpt, args.cache, args.split, args.batch_size, args.device,
                                             allow_preprocessing_mismatch=args.allow_preprocessing_mismatch)
     train = load_train_targets(args.train_targets, preds.route) if args.train_targets else train_targets_from_cache(cache, preds.route)
@@ -124,8 +125,14 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.metrics import KWAY_THINGS
     from eegalign.outputs import check_out
 
-    if bool(args.ckpt) == bool(args.predictions):
-        raise ConfigError("give exactly one of --ckpt CKPT (with --cache) or --predictions FILE")
+    if sum(bool(x) for x in (args.ckpt, args.model, args.predictions)) != 1:
+        raise ConfigError("give exactly one of --ckpt CKPT or --model DIR (with --cache) or --predictions FILE")
+    if args.model:
+        from pathlib import Path
+
+        if not Path(args.model).is_dir():
+            raise ConfigError(f"--model {args.model} is not a directory (a model directory written by `eegalign export`)")
+        args.ckpt = args.model
     for name in ("bootstrap", "permutations", "kway_draws", "batch_size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")

@@ -2,7 +2,7 @@
 
 Three modes:
 
-* ``--predictions FILE --out DIR``: generate (EEG prediction + true embedding per trial), copy
+* ``--predictions FILE --out DIR`` (or ``--model DIR --cache CACHE``: a model directory run over a split): generate (EEG prediction + true embedding per trial), copy
   the originals, draw grids, score N-way accuracy if ``--classifier`` is given and the
   reconstruction metrics (PixCorr and SSIM always, the others with ``--recon-models DIR``), write
   the report;
@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sd_ref, ip_ref, clf_ref = "stable-diffusion-v1-5/stable-diffusion-v1-5", "h94/IP-Adapter", "google/vit-base-patch16-224"
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--predictions", metavar="FILE", help="predictions.safetensors (from evaluate / predict / baseline)")
+    io.add_argument("--model", metavar="DIR", help="instead of --predictions: a model directory (`eegalign export`) run over --cache")
+    io.add_argument("--cache", metavar="CACHE", help="with --model: the cache whose --split is predicted")
+    io.add_argument("--split", default="test", choices=["train", "validation", "test"], help="with --model: the split (default test)")
     io.add_argument("--out", required=True, metavar="DIR", help="output directory (generation.json, generation.html, images)")
     io.add_argument("--images", metavar="DIR", help="original stimuli <image_id>.png|.jpg (default: the predictions' cache/images)")
     io.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
@@ -137,20 +140,27 @@ def run(args: argparse.Namespace) -> int:
         R.merge(args.merge, out, nway=nway, recon=recon, grid_rows=args.grid_rows, overwrite=args.overwrite)
         print(f"merged {len(args.merge)} directories into {out}; report: {out / R.REPORT}")
         return 0
-    if not args.predictions:
-        raise ConfigError("pass --predictions FILE (or --nway-only / --merge DIR ... for existing outputs)")
-    check_out(out, "generation", inputs=[args.predictions, args.images], overwrite=args.overwrite)
+    if bool(args.predictions) == bool(args.model):
+        raise ConfigError("pass --predictions FILE or --model DIR --cache CACHE (or --nway-only / --merge DIR ... for existing outputs)")
+    if args.model and not args.cache:
+        raise ConfigError("--model needs --cache CACHE (the cache whose --split is predicted)")
+    check_out(out, "generation", inputs=[args.predictions, args.model, args.cache, args.images], overwrite=args.overwrite)
 
     from eegalign.predictions import Predictions
 
-    preds = Predictions.load(args.predictions)
+    if args.model:  # a model directory (`eegalign export`) run over one split of the cache
+        from eegalign.evaluate import predict_checkpoint
+
+        preds = predict_checkpoint(args.model, args.cache, args.split, device="cpu")[0]
+    else:
+        preds = Predictions.load(args.predictions)
     check_not_input(out, [preds.cache])  # the originals are read from the cache's images/
     shard = R.parse_shard(args.shard)
     indices = R.select_trials(preds.label, per_class=args.per_class, limit=args.limit, seed=args.seed, shard=shard)
     selection = describe_selection(args.per_class, args.limit, args.seed, args.shard, len(indices))
     R.generate_images(
         preds, out, _generation_settings(args, preds.route, R), indices=indices, images_dir=args.images,
-        predictions_path=str(args.predictions), selection=selection, nway=nway, recon=recon,
+        predictions_path=str(args.predictions or f"{args.model} on {args.cache} ({args.split})"), selection=selection, nway=nway, recon=recon,
         grid_rows=args.grid_rows, overwrite=args.overwrite,
     )
     print(f"{len(indices)} trials generated into {out}; report: {out / R.REPORT}")

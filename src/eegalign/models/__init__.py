@@ -22,9 +22,10 @@ from eegalign.models.nice import NICE
 from eegalign.models.registry import build_model, list_models, model_class
 from eegalign.models.seed import from_seed_state_dict
 from eegalign.models.cpu_kernels import use_cpu_kernels
+from eegalign.pretrained import from_pretrained  # model directories (eegalign export)
 
 __all__ = [
-    "EncoderBase", "encoder_config", "count_parameters", "build_model", "list_models", "model_class",
+    "EncoderBase", "encoder_config", "from_pretrained", "count_parameters", "build_model", "list_models", "model_class",
     "EEGFormer", "NervFormer", "EEGNetTransformer", "NICE", "MLPEncoder", "BraindecodeEEGNet", "BraindecodeShallow",
     "BraindecodeConformer", "BraindecodeATCNet", "RidgeModel", "fit_ridge", "ridge_features",
     "from_seed_state_dict", "use_cpu_kernels",
