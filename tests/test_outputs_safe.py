@@ -11,10 +11,15 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import lightning.pytorch  # noqa: F401 - imported at collection: its log handler binds to the session stderr, not a test's
+import torch
 
 from eegalign.cli import main
 from eegalign.outputs import MARKER
@@ -176,3 +181,237 @@ def _dead_pid() -> int:
         except PermissionError:
             pass
         pid -= 1
+
+
+# --------------------------------------------------------------------------- run directories (fit)
+
+FIT = [
+    "--model.encoder", "eegalign.models.MLPEncoder", "--model.encoder.init_args.preset", "small",
+    "--model.loss", "eegalign.losses.CombinedLoss", "--model.t_max", "3", "--trainer.accelerator", "cpu",
+    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--data.batch_size", "8",
+    "--seed_everything", "1",
+]
+
+
+def _fit(cache: Path, root: Path, *extra: str, popen: bool = False):
+    cmd = [sys.executable, "-m", "eegalign", "fit", "--data.cache", str(cache), *FIT,
+           "--trainer.default_root_dir", str(root), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    if popen:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    t0 = time.monotonic()
+    while not path.exists():
+        assert proc.poll() is None, f"fit ended before {path} appeared: {proc.stderr.read()}"
+        assert time.monotonic() - t0 < timeout, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def _fake_run(root: Path, state: dict | None = None, truncate: bool = False) -> Path:
+    """A run directory as `fit` leaves it (records, marker, last.ckpt), without the cost of training."""
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "config.yaml").write_text("trainer:\n  max_epochs: 1\n")
+    (root / "hparams.yaml").write_text("lr: 0.001\n")
+    (root / "metrics.csv").write_text("epoch,step,val/loss\n0,3,1.5\n")
+    (root / MARKER).write_text(json.dumps({"kind": "run"}))
+    last = root / "checkpoints" / "last.ckpt"
+    torch.save({"state_dict": state or {"encoder.w": torch.zeros(64, 64)}, "epoch": 0}, last)
+    if truncate:
+        last.write_bytes(last.read_bytes()[:500])
+    return root
+
+
+def _fit_inproc(cache: Path, root: Path, *extra: str) -> int:
+    return main(["fit", "--data.cache", str(cache), *FIT, "--trainer.max_epochs", "1",
+                 "--trainer.default_root_dir", str(root), *extra])
+
+
+def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    run = _fake_run(tmp_path / "run")
+    before = _snapshot(run)
+    rc = _fit_inproc(small_cache, run)
+    assert "already holds a run" in _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(run) == before and not (run / ".eegalign-run.lock").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for extra in ((), ("--ckpt_path", "last")):
+        rc = _fit_inproc(small_cache, mine, *extra)
+        assert "not a run directory" in _one_error_line(rc, capsys.readouterr().err)
+        assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_resume_from_a_truncated_or_foreign_checkpoint_changes_nothing(small_cache: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    for name, truncate, expect in (("cut", True, "cannot resume"), ("other", False, "do not fit this model")):
+        run = _fake_run(tmp_path / name, truncate=truncate)
+        before = _snapshot(run)
+        rc = _fit_inproc(small_cache, run, "--ckpt_path", "last")
+        line = _one_error_line(rc, capsys.readouterr().err)
+        assert expect in line and "last.ckpt" in line
+        assert _snapshot(run) == before
+
+
+@pytest.fixture(scope="module")
+def run_dir(small_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch run."""
+    root = tmp_path_factory.mktemp("run") / "run"
+    r = _fit(small_cache, root, "--trainer.max_epochs", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return root
+
+
+@pytest.fixture
+def run_copy(run_dir: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(run_dir, dst)
+    return dst
+
+
+@pytest.mark.slow
+def test_real_run_refusals_and_resume_keep_the_first_runs_records(small_cache: Path, run_copy: Path) -> None:
+    assert json.loads((run_copy / MARKER).read_text())["kind"] == "run"
+    assert not (run_copy / ".eegalign-run.lock").exists()  # released at the end
+    before = _snapshot(run_copy)
+    r = _fit(small_cache, run_copy, "--trainer.max_epochs", "1", "--model.lr", "0.5")
+    assert "already holds a run" in _one_error_line(r.returncode, r.stderr)
+    # another loss has a learnable temperature: the run's weights do not fit this model
+    r = _fit(small_cache, run_copy, "--trainer.max_epochs", "2", "--model.loss", "eegalign.losses.InfoNCELoss",
+             "--ckpt_path", "last")
+    assert "do not fit this model" in _one_error_line(r.returncode, r.stderr)
+    assert _snapshot(run_copy) == before
+    rows = (run_copy / "metrics.csv").read_text().count("\n")
+    r = _fit(small_cache, run_copy, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("config.yaml", "hparams.yaml"):
+        assert _snapshot(run_copy)[name] == before[name]
+    assert (run_copy / "config-resume-1.yaml").is_file() and (run_copy / "hparams-resume-1.yaml").is_file()
+    assert (run_copy / "metrics.csv").read_text().count("\n") > rows
+
+
+@pytest.mark.slow
+def test_second_concurrent_fit_is_refused_and_ctrl_c_exits_130(small_cache: Path, tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    first = _fit(small_cache, root, "--trainer.max_epochs", "500", popen=True)
+    try:
+        _wait_for(root / "checkpoints" / "last.ckpt", first)
+        second = _fit(small_cache, root, "--trainer.max_epochs", "1")
+        line = _one_error_line(second.returncode, second.stderr)
+        assert "in use" in line and f"PID {first.pid}" in line
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=120) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert "eegalign: interrupted" in first.stderr.read()
+    torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)  # complete
+    assert not list(root.rglob(".tmp-*")) and not (root / ".eegalign-run.lock").exists()
+    # the interrupted run is resumable, and a stale lock of a dead process is taken over
+    (root / ".eegalign-run.lock").write_text(f"fit PID {first.pid} (dead)\n")
+    epoch = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    r = _fit(small_cache, root, "--trainer.max_epochs", str(epoch + 2), "--ckpt_path", "last")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """A small tmpfs mount (root only); the test is skipped where mounting is not allowed."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()[:80]})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill(mnt: Path, leave: int) -> Path:
+    """Fill the file system at ``mnt`` until ``leave`` bytes are free."""
+    filler = mnt / "filler"
+    with filler.open("wb") as f:
+        f.write(b"\0" * max(0, shutil.disk_usage(mnt).free - leave))
+    return filler
+
+
+@pytest.mark.slow
+def test_full_disk_during_fit_keeps_the_last_checkpoint(small_cache: Path, tmpfs: Path) -> None:
+    root = tmpfs / "run"
+    proc = _fit(small_cache, root, "--trainer.max_epochs", "500", popen=True)
+    try:
+        _wait_for(root / "checkpoints" / "last.ckpt", proc)
+        filler = _fill(tmpfs, leave=1 << 20)  # 1 MiB: the next checkpoint (7 MiB) does not fit
+        rc = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    line = _one_error_line(rc, proc.stderr.read())
+    assert "not enough free space" in line or "No space left" in line
+    last = root / "checkpoints" / "last.ckpt"
+    epoch = torch.load(last, weights_only=True)["epoch"]  # the previous one, complete
+    assert not list(root.rglob(".tmp-*"))
+    filler.unlink()
+    r = _fit(small_cache, root, "--trainer.max_epochs", str(epoch + 2), "--ckpt_path", "last")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_full_disk_is_refused_before_the_work(small_cache: Path, outputs: dict[str, Path], tmpfs: Path,
+                                              capsys) -> None:
+    _fill(tmpfs, leave=2 << 20)
+    rc = _fit_inproc(small_cache, tmpfs / "run")
+    assert "not enough free space" in _one_error_line(rc, capsys.readouterr().err)
+    assert not (tmpfs / "run").exists()
+    # an output that does not fit: the write fails, one line, nothing left behind
+    (tmpfs / "filler").unlink()
+    _fill(tmpfs, leave=8 << 10)
+    rc = main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmpfs / "eval"), *FAST_EVAL])
+    _one_error_line(rc, capsys.readouterr().err)
+    assert not (tmpfs / "eval").exists() and not list(tmpfs.glob(".tmp-*"))
+
+
+# --------------------------------------------------------------------------- generate --nway-only
+
+
+def _fake_generation(root: Path) -> Path:
+    """A generate output as `eegalign generate` leaves it: images, grids, generation.json, marker."""
+    from PIL import Image
+
+    for sub in ("images", "originals", "grids"):
+        (root / sub).mkdir(parents=True)
+    trials = []
+    for i in range(2):
+        rec = {"index": i, "image_id": f"im{i}", "label": i, "wnid": None, "class_name": None, "subject": 1,
+               "seed": i, "original": f"originals/im{i}.png", "true": f"images/{i:05d}_true.png",
+               "eeg": f"images/{i:05d}_eeg.png"}
+        for kind in ("original", "true", "eeg"):
+            Image.new("RGB", (8, 8), (40 * i, 80, 120)).save(root / rec[kind])
+        trials.append(rec)
+    Image.new("RGB", (8, 8)).save(root / "grids" / "grid_000.png")
+    index = {"predictions": None, "model": "m", "route": "image", "split": "test", "n_trials_total": 2,
+             "images_dir": None, "settings": {}, "selection": {}, "trials": trials,
+             "grids": ["grids/grid_000.png"], "nway": None}
+    (root / "generation.json").write_text(json.dumps(index))
+    (root / "generation.html").write_text("<html></html>")
+    (root / MARKER).write_text(json.dumps({"kind": "generation"}))
+    return root
+
+
+def test_failed_nway_only_leaves_the_generation_untouched(tmp_path: Path, capsys) -> None:
+    gen = _fake_generation(tmp_path / "gen")
+    (gen / "images" / "00001_eeg.png").unlink()  # a missing image: the grids cannot be redrawn
+    before = _snapshot(gen)
+    rc = main(["generate", "--nway-only", "--out", str(gen), "--classifier", str(tmp_path / "vit")])
+    assert "00001_eeg.png" in _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(gen) == before
+    # all images there, but the classifier cannot be loaded: the grids were redrawn in the copy only
+    gen2 = _fake_generation(tmp_path / "gen2")
+    before = _snapshot(gen2)
+    rc = main(["generate", "--nway-only", "--out", str(gen2), "--classifier", str(tmp_path / "no-classifier")])
+    _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(gen2) == before
+    _no_leftovers(tmp_path)

@@ -79,6 +79,13 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+def _is_disk_error(exc: BaseException) -> bool:
+    """A full disk, a quota or a read-only file system: the user's to fix, reported in one line."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
 def _report_error(exc: BaseException, debug: bool) -> int:
     from eegalign.errors import EEGAlignError, clean_message
 
@@ -93,7 +100,7 @@ def _report_error(exc: BaseException, debug: bool) -> int:
         from eegalign.commands.lightning_checks import misconfiguration_message
 
         exc = EEGAlignError(misconfiguration_message(exc))
-    if isinstance(exc, user_errors):
+    if isinstance(exc, user_errors) or _is_disk_error(exc):
         msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
         msg = " ".join(clean_message(msg).split())  # one line, no ANSI codes
         print(f"eegalign: error: {msg}", file=sys.stderr)

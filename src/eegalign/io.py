@@ -224,7 +224,12 @@ def save_tensors(
         arrays[k] = np.ascontiguousarray(v)
     meta = {k: v if isinstance(v, str) else json.dumps(v, default=_json_default) for k, v in (metadata or {}).items()}
     with atomic_file(path) as tmp:
-        save_file(arrays, str(tmp), metadata=meta)
+        try:
+            save_file(arrays, str(tmp), metadata=meta)
+        except Exception as e:  # safetensors wraps I/O errors in its own type: keep a full disk recognisable
+            if "os error 28" in str(e) or "No space left" in str(e):
+                raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+            raise
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:

@@ -57,52 +57,171 @@ def _cli_class() -> type:
             parser.link_arguments("data.cache", "model.cache")
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
-            # Default loggers: CSV + TensorBoard writing into the run directory itself (no
-            # version_N subfolder), so `--ckpt_path last` finds the run's last.ckpt again.
-            cfg = self._get(self.config_init, "trainer", default={})
-            if cfg.get("logger") in (None, True):
-                from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+            # The run directory's rules (eegalign.rundir) before anything is written into it, then the
+            # default loggers: CSV + TensorBoard writing into the run directory itself (no version_N
+            # subfolder), so `--ckpt_path last` finds the run's last.ckpt again; checkpoints saved atomically.
+            from pathlib import Path
 
-                root = cfg.get("default_root_dir") or os.getcwd()
-                resuming = bool(self._get(self.config, "ckpt_path", default=None)) and self.subcommand == "fit"
-                csv_cls = _appending_csv_logger() if resuming else CSVLogger
+            from eegalign.checkpoint_io import AtomicCheckpointIO
+            from eegalign.rundir import RunRecords, is_secondary_rank
+
+            cfg = self._get(self.config_init, "trainer", default={})
+            root = Path(cfg.get("default_root_dir") or os.getcwd())
+            managed = self.subcommand is not None and not is_secondary_rank()  # run=False: nothing is written
+            if managed:
+                _check_before_writing(self, root)
+            records = _open_run_dir(self, root) if managed else RunRecords()
+            self.save_config_kwargs["config_filename"] = records.config
+            if cfg.get("logger") in (None, True):
+                from lightning.pytorch.loggers import TensorBoardLogger
+
                 cfg["logger"] = [
-                    TensorBoardLogger(save_dir=root, name="", version="", default_hp_metric=False),
-                    csv_cls(save_dir=root, name="", version=""),
+                    TensorBoardLogger(save_dir=str(root), name="", version="", default_hp_metric=False),
+                    _safe_csv_logger()(save_dir=str(root), name="", version="", records=records),
                 ]
+            plugins = cfg.get("plugins") or []
+            plugins = plugins if isinstance(plugins, list) else [plugins]
+            if not any(hasattr(p, "save_checkpoint") for p in plugins):
+                cfg["plugins"] = [*plugins, AtomicCheckpointIO()]
             return super().instantiate_trainer(**kwargs)
 
     return EEGAlignCLI
 
 
-def _appending_csv_logger() -> type:
-    """A CSVLogger that appends to the run's metrics.csv (a resumed run keeps its history).
+def _atomic_save_config() -> type:
+    """LightningCLI's SaveConfigCallback writing the resolved configuration atomically (rank 0 only)."""
+    from lightning.pytorch.cli import SaveConfigCallback
 
-    Lightning's CSVLogger deletes an existing metrics.csv; when resuming (``--ckpt_path``) the rows
-    of the interrupted run are kept and new columns are merged into the header.
+    from eegalign.io import atomic_file
+
+    class AtomicSaveConfig(SaveConfigCallback):
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            if self.already_saved:
+                return
+            log_dir = trainer.log_dir if self.save_to_log_dir else None  # a collective: every rank asks
+            if log_dir is not None and trainer.is_global_zero:
+                with atomic_file(os.path.join(log_dir, self.config_filename)) as tmp:
+                    self.parser.save(self.config, str(tmp), skip_none=False, overwrite=True, multifile=False)
+            if trainer.is_global_zero:
+                self.save_config(trainer, pl_module, stage)
+                self.already_saved = True
+            self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+    return AtomicSaveConfig
+
+
+_HELD_LOCKS: list[Any] = []
+_INTERRUPTED: list[bool] = []
+
+
+def _interrupt_flag() -> Any:
+    """A callback noting a Ctrl-C: Lightning handles it and exits with status 1; eegalign exits with 130."""
+    from lightning.pytorch.callbacks import Callback
+
+    class InterruptFlag(Callback):
+        def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+            if isinstance(exception, KeyboardInterrupt):
+                _INTERRUPTED.append(True)
+
+    return InterruptFlag()
+
+
+def _check_before_writing(cli: Any, root: Any) -> None:
+    """Before anything is written: the checkpoint to resume is intact and fits the model; there is room."""
+    from pathlib import Path
+
+    from eegalign.checkpoint_io import check_resume, checkpoint_size_estimate
+    from eegalign.outputs import check_writable
+
+    callback = cli._get(cli.config_init, "checkpoint", default=None)
+    ckpt_dir = Path(getattr(callback, "dirpath", None) or Path(root) / "checkpoints")
+    ckpt_path = cli._get(cli.config, "ckpt_path", default=None)
+    if cli.subcommand == "fit" and ckpt_path:
+        check_resume(str(ckpt_path), ckpt_dir, cli.model)
+    if cli.subcommand == "fit":
+        top_k = getattr(callback, "save_top_k", 1)
+        copies = (top_k if top_k > 0 else 0) + 2  # best-k, last, and the temporary file of a save
+        check_writable(ckpt_dir, need_bytes=copies * checkpoint_size_estimate(cli.model))
+
+
+def _open_run_dir(cli: Any, root: Any) -> Any:
+    """Lock ``root`` for this process and apply the run-directory rules; return where records go."""
+    from eegalign.outputs import read_marker, write_marker
+    from eegalign.rundir import RunLock, plan_records
+
+    lock = RunLock(root, cli.subcommand).acquire()
+    _HELD_LOCKS.append(lock)
+    resuming = cli.subcommand == "fit" and bool(cli._get(cli.config, "ckpt_path", default=None))
+    records = plan_records(root, cli.subcommand, resuming)
+    if cli.subcommand == "fit" and read_marker(root) is None:
+        write_marker(root, "run", "eegalign fit")
+    return records
+
+
+def _safe_csv_logger() -> type:
+    """A CSVLogger that never deletes or truncates a file: records named per invocation, atomic rewrites.
+
+    Lightning's CSVLogger deletes an existing metrics.csv and appends in place; this one keeps the
+    rows already there (a resumed run keeps its history), merges new columns into the header and
+    rewrites the whole file atomically at every flush, and writes the hyperparameters atomically to
+    the name :func:`eegalign.rundir.plan_records` chose.
     """
     import csv
+    import io as _io
 
     from lightning.fabric.loggers.logger import rank_zero_experiment
     from lightning.pytorch.loggers import CSVLogger
     from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-    class _AppendingWriter(ExperimentWriter):
-        def _check_log_dir_exists(self) -> None:  # keep the interrupted run's metrics.csv
-            if self._fs.isfile(self.metrics_file_path):
-                with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+    from eegalign.io import atomic_file
+
+    class _SafeWriter(ExperimentWriter):
+        def __init__(self, log_dir: str, records: Any) -> None:
+            self.NAME_METRICS_FILE, self.NAME_HPARAMS_FILE = records.metrics, records.hparams
+            super().__init__(log_dir=log_dir)
+
+        def _check_log_dir_exists(self) -> None:  # keep what is there
+            if os.path.isfile(self.metrics_file_path):
+                with open(self.metrics_file_path, newline="") as f:
                     self.metrics_keys = sorted(next(csv.reader(f), []))
 
-    class AppendingCSVLogger(CSVLogger):
+        def save(self) -> None:
+            if not self.metrics:
+                return
+            self._record_new_keys()
+            old: list[dict[str, str]] = []
+            if os.path.isfile(self.metrics_file_path):
+                with open(self.metrics_file_path, newline="") as f:
+                    old = list(csv.DictReader(f))
+            text = _io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows([*old, *self.metrics])
+            with atomic_file(self.metrics_file_path) as tmp:
+                tmp.write_text(text.getvalue())
+            self.metrics = []
+
+        def log_hparams(self, params: dict[str, Any]) -> None:
+            from lightning.pytorch.core.saving import save_hparams_to_yaml
+
+            self.hparams.update(params)
+            with atomic_file(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)) as tmp:
+                save_hparams_to_yaml(str(tmp), self.hparams)
+
+    class SafeCSVLogger(CSVLogger):
+        def __init__(self, *args: Any, records: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._records = records
+
         @property
         @rank_zero_experiment
         def experiment(self) -> ExperimentWriter:
             if self._experiment is None:
                 self._fs.makedirs(self.root_dir, exist_ok=True)
-                self._experiment = _AppendingWriter(log_dir=self.log_dir)
+                self._experiment = _SafeWriter(log_dir=self.log_dir, records=self._records)
             return self._experiment
 
-    return AppendingCSVLogger
+    return SafeCSVLogger
 
 
 def _drop_lightning_tips(record) -> bool:
@@ -138,14 +257,24 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
             EEGDataModule,
             subclass_mode_model=False,
             subclass_mode_data=False,
+            save_config_callback=_atomic_save_config(),
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
+            trainer_defaults={"callbacks": [_interrupt_flag()]},
             parser_kwargs={"prog": "eegalign", "description": DESCRIPTION, "exit_on_error": False},
             args=[subcommand, *argv],
             run=True,
         )
     except argparse.ArgumentError as e:
         raise ConfigError(_one_line_config_error(str(e), subcommand)) from e
+    except SystemExit:
+        if _INTERRUPTED:  # Lightning's graceful shutdown after Ctrl-C ends in sys.exit(1)
+            _INTERRUPTED.clear()
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        while _HELD_LOCKS:
+            _HELD_LOCKS.pop().release()
     del cli
     return 0
 

@@ -94,11 +94,29 @@ def load_index(out: str | os.PathLike) -> dict[str, Any]:
 
 def rescore(out: str | os.PathLike, nway: NWaySettings, recon: ReconSettings | None = None,
             grid_rows: int = 8) -> dict[str, Any]:
-    """N-way accuracy (and fresh grids/report; reconstruction metrics too if ``recon``) for the images in ``out``."""
+    """N-way accuracy (and fresh grids/report; reconstruction metrics too if ``recon``) for the images in ``out``.
+
+    Computed in a temporary copy (hard links where possible) swapped in only when complete: a failure
+    (a missing image, an unloadable classifier) leaves ``out`` exactly as it was.
+    """
+    from eegalign.io import atomic_dir
+
     index = load_index(out)
     for rec in index["trials"]:
         rec.pop("top1", None)
-    return write_outputs(Path(out), index, nway=nway, recon=recon, grid_rows=grid_rows)
+    with atomic_dir(out, overwrite=True, kind=OUTPUT_KIND, command=f"{COMMAND} --nway-only") as tmp:
+        shutil.copytree(out, tmp, dirs_exist_ok=True, copy_function=_link_or_copy,
+                        ignore=shutil.ignore_patterns(".tmp-*"))
+        write_outputs(tmp, index, nway=nway, recon=recon, grid_rows=grid_rows)
+    return index
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (output files are only ever replaced, never written in place), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _check_mergeable(parts: list[str | os.PathLike], indexes: list[dict[str, Any]]) -> None:
