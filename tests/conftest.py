@@ -16,6 +16,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# LSL (eegalign.realtime) stays on loopback in every test: the packaged config, unless the caller set one.
+if not os.environ.get("LSLAPICFG"):
+    os.environ["LSLAPICFG"] = str(Path(__file__).resolve().parents[1] / "src" / "eegalign" / "realtime" / "lsl_local.cfg")
 
 # A small but complete configuration: 2 subjects x 4 classes x 4 images, full 128 x 440 EEG.
 TINY = dict(subjects=2, classes=4, images_per_class=4, seed=0)

@@ -1,0 +1,1 @@
+"""Live decoding over Lab Streaming Layer: the loopback-only liblsl configuration (:mod:`.lslconfig`)."""
