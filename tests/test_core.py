@@ -12,7 +12,7 @@ import pytest
 
 from eegalign.cli import COMMANDS, main
 from eegalign.data.classes import cvpr40_classes, wnid_to_imagenet_index
-from eegalign.errors import DataError
+from eegalign.errors import ConfigError, DataError
 from eegalign.io import atomic_dir, atomic_file, load_tensors, save_tensors, write_json
 from eegalign.predictions import Predictions
 
@@ -45,9 +45,10 @@ def test_atomic_dir_success_and_failure(tmp_path: Path) -> None:
     with atomic_dir(final) as tmp:
         (tmp / "done.txt").write_text("x")
     assert (final / "done.txt").read_text() == "x"
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ConfigError, match="already exists"):
         with atomic_dir(final):
             pass
+    assert sorted(p.name for p in final.iterdir()) == ["done.txt"]  # the refused write left it alone
     with atomic_dir(final, overwrite=True) as tmp:
         (tmp / "new.txt").write_text("y")
     assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
