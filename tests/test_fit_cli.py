@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +38,65 @@ def test_fit_help_lists_every_group(capsys: pytest.CaptureFixture[str]) -> None:
                    "--trainer.accumulate_grad_batches", "--trainer.gradient_clip_val", "--checkpoint.save_top_k",
                    "--ckpt_path", "--seed_everything"):
         assert option in out, option
-    assert "--model.encoder.help eegalign.models.NervFormer" in out and "--model.encoder.init_args.NAME" in out
+    flat = " ".join(out.split())
+    assert "--model.encoder.help eegalign.models.NervFormer" in flat and "--model.encoder.init_args.NAME" in flat
+
+
+def _fit_help_blocks(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """`eegalign fit --help`'s epilog: encoder class name -> its block, whitespace collapsed."""
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    epilog = out[out.index("\nEncoder hyperparameters"):]
+    blocks = re.split(r"\n(?=eegalign\.models\.\w+ \()", epilog)[1:]
+    return {b.split()[0].split(".")[-1]: " ".join(b.split()) for b in blocks}
+
+
+def _doc_line(cls: type, name: str) -> str:
+    """The docstring's ``Args:`` entry for ``name``, whitespace collapsed (read independently of eegalign)."""
+    doc = inspect.getdoc(cls) or ""
+    entry = re.search(rf"\n    {name}: (.*?)(?=\n    \w+: |\n\S|\Z)", doc, re.S)
+    assert entry, f"{cls.__name__}.{name} has no docstring entry"
+    return " ".join(entry.group(1).split())
+
+
+def test_fit_help_lists_every_encoders_hyperparameters(capsys: pytest.CaptureFixture[str]) -> None:
+    from eegalign.models import list_models, model_class
+
+    blocks = _fit_help_blocks(capsys)
+    assert sorted(blocks) == sorted(model_class(n).__name__ for n in list_models())
+    for name in list_models():
+        cls = model_class(name)
+        block, default = blocks[cls.__name__], cls.presets[cls.default_preset]
+        params = inspect.signature(cls.__init__).parameters
+        hyper = [n for n in params if n not in ("self", "n_chans", "n_times", "out_shape", "preset")]
+        assert hyper and sorted(hyper) == sorted(default), name
+        assert f"--model.encoder.init_args.preset: str = {cls.default_preset}" in block
+        for n in hyper:
+            kind = str(params[n].annotation).replace(" | None", "")
+            assert f"--model.encoder.init_args.{n}: {kind} = {default[n]!r}" in block, (name, n)
+            assert _doc_line(cls, n) in block, (name, n)
+
+
+def test_models_name_agrees_with_fit_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from eegalign.models import list_models, model_class
+
+    blocks = _fit_help_blocks(capsys)
+    for name in list_models():
+        cls = model_class(name)
+        assert main(["models", name, "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["default_preset"] == cls.default_preset
+        assert sorted(h["name"] for h in shown["hyperparameters"]) == sorted(cls.presets[cls.default_preset])
+        for h in shown["hyperparameters"]:
+            line = f"{h['flag']}: {h['type']} = {h['default']!r}"
+            assert line in blocks[cls.__name__] and h["doc"] in blocks[cls.__name__], (name, h["name"])
+            assert h["presets"] == {p: cls.presets[p][h["name"]] for p in h["presets"]}
+        assert main(["models", name]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for h in shown["hyperparameters"]:
+            assert f"{h['name']} {h['type']} {h['default']!r}" in text and h["doc"] in text, (name, h["name"])
 
 
 def test_encoder_help_lists_typed_hyperparameters(capsys: pytest.CaptureFixture[str]) -> None:

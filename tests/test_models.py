@@ -67,15 +67,30 @@ def test_forward_backward_shapes(name):
         assert all(torch.isfinite(p.grad).all() for _, p in trainable)
 
 
+#: THINGS-EEG montages (issue #15): the official 17 x 100 and the 63 x 250 of the NICE paper
+THINGS_MONTAGES = [(17, 100), (63, 250)]
+
+
+@pytest.mark.parametrize("montage", THINGS_MONTAGES, ids=lambda m: f"{m[0]}x{m[1]}")
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_other_montage_and_output_shape(name):
+def test_things_montages_and_other_output_shape(name, montage):
+    """Every registered encoder trains on both THINGS montages: each route's targets and an odd shape."""
     torch.manual_seed(0)
-    out_shape = (5, 12) if "text" in model_class(name).routes else (48,)
-    model = build_model(name, n_chans=63, n_times=250, out_shape=out_shape, **CASES[name]).eval()
-    with torch.no_grad():
-        y = model(torch.randn(2, 63, 250))
-    assert y.shape == (2, *out_shape)
-    assert torch.isfinite(y).all()
+    n_chans, n_times = montage
+    odd = (5, 12) if "text" in model_class(name).routes else (48,)
+    for out_shape in (*_shapes(name), odd):
+        model = build_model(name, n_chans=n_chans, n_times=n_times, out_shape=out_shape, **CASES[name]).train()
+        y = model(torch.randn(2, n_chans, n_times))
+        assert y.shape == (2, *out_shape)
+        assert torch.isfinite(y).all()
+        y.square().mean().backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads), f"{name} {montage} {out_shape}"
+
+
+def test_atcnet_too_short_for_its_windows_is_one_line_error():
+    with pytest.raises(ConfigError, match=r"n_windows must be at least 1 and at most 1, got 5"):
+        build_model("braindecode_atcnet", preset="reference", n_chans=17, n_times=100)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -218,13 +218,24 @@ def test_chain_fit_evaluate_all_way_with_averaging(things_cache: Path, tmp_path:
     capsys.readouterr()
     assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--cache", str(things_cache),
                  "--split", "test", "--out", str(out), *FAST]) == 0
-    assert "repetition-averaged" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "repetition-averaged" in printed
+    # the run's own test subject by default: subject 1 (intra-subject) or the left-out subject 2 (LOSO)
+    test_subject = 1 if protocol == "intra" else 2
+    assert f"evaluating subject(s) [{test_subject}] of the test split" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     n_test, r_test = TINY["test_concepts"], TINY["repetitions"][1]
     ra = metrics["retrieval_averaged"]
-    assert ra["by"] == "image_subject" and ra["n"] == 2 * n_test  # both subjects' test trials, repetitions averaged
+    assert ra["by"] == "image_subject" and ra["n"] == n_test  # one subject's test trials, repetitions averaged
     assert ra["all_top1"]["chance"] == pytest.approx(1 / n_test) and "4way_top1" in ra and "2way_top1" in ra
-    assert metrics["n"] == 2 * n_test * r_test and metrics["n_images"] == n_test
+    assert metrics["n"] == n_test * r_test and metrics["n_images"] == n_test and metrics["n_subjects"] == 1
+    assert metrics["run"]["subjects"]["subjects"] == [test_subject]
+    protocol_name = "subjects" if protocol == "intra" else "leave-one-subject-out"
+    assert f"chosen by the checkpoint ({protocol_name})" in (out / "report.md").read_text()
+    # --subjects all evaluates every subject's test trials
+    assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--cache", str(things_cache),
+                 "--out", str(tmp_path / "all"), "--subjects", "all", *FAST]) == 0
+    assert json.loads((tmp_path / "all" / "metrics.json").read_text())["n"] == 2 * n_test * r_test
     assert "classification" not in metrics  # zero-shot: no test concept has a training prototype
     assert "retrieval_averaged" in metrics["baselines"]["train_mean"]
     report = (out / "report.md").read_text()

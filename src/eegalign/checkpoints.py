@@ -99,6 +99,7 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
         "loss": meta.get("loss"),
         "cache": meta.get("cache"),
         "preprocessing": meta.get("preprocessing"),  # None in checkpoints older than the record
+        "subjects": meta.get("subjects"),  # the training run's subject protocol (None before it was recorded)
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
         "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),

@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("eegalign.commands.models", "list the registered encoders and their presets"),
     "export": ("eegalign.commands.export", "a checkpoint -> a self-contained model directory (safetensors, ONNX, hub)"),
     "convert-seed": ("eegalign.commands.convert_seed", "a seed (original project) checkpoint -> a model directory"),
+    "replay": ("eegalign.commands.replay", "publish a cache's trials as live LSL EEG + marker streams"),
+    "stream": ("eegalign.commands.stream", "decode live LSL EEG at each marker with a model directory (JSON lines)"),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from eegalign.devices import resolve_device
-from eegalign.errors import DataError
+from eegalign.errors import ConfigError, DataError
 from eegalign.predictions import Predictions
 
 
@@ -92,6 +92,35 @@ def _check_encoder_fits_cache(encoder: Any, cache: Any, route: str, ckpt: str | 
         )
 
 
+def evaluated_subjects(record: dict[str, Any] | None, requested: list[int] | str | None, split: str,
+                       cache: Any) -> dict[str, Any] | None:
+    """The subjects a checkpoint is evaluated on, and why; None means every subject of the cache.
+
+    By default the training run's own subjects of ``split`` (a leave-one-subject-out run is tested
+    on its left-out subject only, an intra-subject run on its subject): evaluating on the other
+    subjects would silently change the protocol. ``requested`` (``--subjects``) overrides it.
+    """
+    present = sorted(int(s) for s in np.unique(cache.meta["subject"].to_numpy()))
+    if requested == "all":
+        return None
+    if requested is not None:
+        unknown = sorted(set(requested) - set(present))
+        if unknown:
+            raise ConfigError(f"--subjects {unknown} not in the cache (subjects: {present})")
+        return {"subjects": list(requested), "source": "--subjects"}
+    key = "test" if split == "test" else "train"  # validation trials come from the training subjects
+    if not isinstance(record, dict) or not record.get(key) or record.get("protocol") == "all":
+        return None
+    wanted = [int(s) for s in record[key]]
+    if sorted(wanted) == present:
+        return None
+    missing = sorted(set(wanted) - set(present))
+    if missing:
+        raise ConfigError(f"the checkpoint was trained with {key} subject(s) {wanted} ({record.get('protocol')}), but "
+                          f"subject(s) {missing} are not in this cache (subjects: {present}); pass --subjects")
+    return {"subjects": wanted, "source": f"checkpoint ({record.get('protocol')})"}
+
+
 def predict_checkpoint(
     ckpt: str | os.PathLike,
     cache_dir: str | os.PathLike,
@@ -100,6 +129,7 @@ def predict_checkpoint(
     device: str = "cpu",
     progress: bool = True,
     allow_preprocessing_mismatch: bool = False,
+    subjects: list[int] | str | None = None,
 ) -> tuple[Predictions, dict[str, Any], Any]:
     """Run a checkpoint's encoder (or a model directory's) over one split of a cache.
 
@@ -107,6 +137,9 @@ def predict_checkpoint(
     opened once and handed back for the train targets. Raises :class:`DataError` when the
     encoder's output shape or input size does not match the cache, or when the cache was prepared
     differently from the checkpoint's training cache (unless ``allow_preprocessing_mismatch``).
+    ``subjects``: the subjects to predict, ``"all"``, or None for the training run's own subjects
+    of ``split`` (recorded in the checkpoint; see :func:`evaluated_subjects`); ``info`` then gets
+    ``evaluated_subjects``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -118,9 +151,12 @@ def predict_checkpoint(
     encoder, info = load_any(ckpt)  # a checkpoint file or an `eegalign export` model directory
     route = info.get("route") or ("text" if len(tuple(encoder.out_shape)) == 2 else "image")
     _check_encoder_fits_cache(encoder, cache, route, ckpt)
-    rows = cache.split_indices(split)
+    chosen = evaluated_subjects(info.get("subjects"), subjects, split, cache)
+    rows = cache.split_indices(split, None if chosen is None else chosen["subjects"])
     if len(rows) == 0:
-        raise DataError(f"cache {cache.path} has no trials in split {split!r}")
+        raise DataError(f"cache {cache.path} has no trials in split {split!r}"
+                        + ("" if chosen is None else f" for subject(s) {chosen['subjects']}"))
+    info["evaluated_subjects"] = chosen
     from eegalign.data.preprocessing_record import check_preprocessing
 
     check_preprocessing(info.get("preprocessing"), cache.manifest, f"checkpoint {ckpt}", allow_preprocessing_mismatch)

@@ -210,7 +210,8 @@ def load_any(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
         source, cache = config.get("source") or {}, read_preprocess(path).get("source_cache") or {}
         return encoder, {"encoder": config["encoder"], "route": config.get("route"), "loss": source.get("loss"),
                          "cache": cache.get("path"), "preprocessing": cache.get("record"), "epoch": source.get("epoch"),
-                         "global_step": source.get("global_step"), "hyper_parameters": {}, "model_dir": str(path)}
+                         "global_step": source.get("global_step"), "subjects": source.get("subjects"),
+                         "hyper_parameters": {}, "model_dir": str(path)}
     from eegalign.checkpoints import load_encoder
 
     return load_encoder(path)

@@ -91,6 +91,7 @@ class AlignmentModule(pl.LightningModule):
         self.route = route
         self.cache = None if cache is None else str(cache)
         self.preprocessing: dict[str, Any] | None = None  # the training cache's preprocessing record, from setup()
+        self.subjects: dict[str, Any] | None = None  # the datamodule's subject protocol, from setup()
         self._outputs: list[dict[str, Tensor]] = []
         self._center: np.ndarray | None = None
         # (target_shape) when predict_residual, filled in setup() from the datamodule; empty otherwise
@@ -106,6 +107,7 @@ class AlignmentModule(pl.LightningModule):
             from eegalign.data.preprocessing_record import preprocessing_record
 
             self.preprocessing = preprocessing_record(dm.cache.manifest)  # recorded in every checkpoint
+            self.subjects = _subject_protocol(dm)
         if self.hparams.get("predict_residual") and self.target_offset.numel() == 0:
             if dm is None or not hasattr(dm, "train_target_mean"):
                 raise ConfigError("predict_residual needs a datamodule with train_target_mean() (EEGDataModule)")
@@ -259,6 +261,7 @@ class AlignmentModule(pl.LightningModule):
             "route": self.route,
             "cache": self.cache,
             "preprocessing": self.preprocessing,
+            "subjects": self.subjects,
             "rng": _rng_state(),
         }
 
@@ -266,6 +269,8 @@ class AlignmentModule(pl.LightningModule):
         info = checkpoint.get(CHECKPOINT_KEY) or {}
         if self.preprocessing is None and isinstance(info.get("preprocessing"), dict):
             self.preprocessing = info["preprocessing"]  # kept when a validate/test run saves again
+        if self.subjects is None and isinstance(info.get("subjects"), dict):
+            self.subjects = info["subjects"]
         if info.get("rng"):
             _set_rng_state(info["rng"])
 
@@ -332,3 +337,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 __all__ = ["CHECKPOINT_KEY", "AlignmentModule", "ResidualEncoder", "load_encoder", "read_checkpoint"]
+
+
+def _subject_protocol(dm: Any) -> dict[str, Any] | None:
+    """Which subjects a run trained and is tested on (``evaluate --ckpt`` tests the same ones by default).
+
+    ``{"protocol": "all" | "subjects" | "leave-one-subject-out", "train": [...], "test": [...]}``, or
+    None for a datamodule without subject selection.
+    """
+    if not callable(getattr(dm, "indices", None)) or "subject" not in getattr(dm.cache, "meta", {}):
+        return None
+    subject = dm.cache.meta["subject"].to_numpy()
+
+    def of(split: str) -> list[int]:
+        return sorted(int(s) for s in np.unique(subject[dm.indices(split)]))
+
+    if getattr(dm, "leave_out_subject", None) is not None:
+        protocol = "leave-one-subject-out"
+    else:
+        protocol = "all" if getattr(dm, "subjects", None) is None else "subjects"
+    return {"protocol": protocol, "train": of("train"), "test": of("test")}

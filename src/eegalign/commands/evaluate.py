@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "file with tensors 'embeddings' (M, ...) and 'label' (M,) of the M distinct train images. Default: the cache "
         "recorded in the predictions file if it exists, else the evaluated split's own images (labelled optimistic)",
     )
+    parser.add_argument(
+        "--subjects", nargs="+", metavar="S",
+        help="subjects to evaluate (with --ckpt/--model): numbers, or `all`. Default: the subjects the training run "
+        "held for this split (the left-out subject of a leave-one-subject-out run, the chosen subjects of an "
+        "intra-subject run), as recorded in the checkpoint; every subject when nothing is recorded",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="prediction batch size (with --ckpt)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (with --ckpt)")
     parser.add_argument(
@@ -62,13 +68,33 @@ def _from_checkpoint(args: argparse.Namespace, context: dict) -> tuple[Any, Any]
     if not args.cache:
         raise ConfigError(f"{'--model' if getattr(args, 'model', None) else '--ckpt'} needs --cache CACHE (the cache to predict)")
     preds, info, cache = predict_checkpoint(args.ckpt, args.cache, args.split, args.batch_size, args.device,
-                                            allow_preprocessing_mismatch=args.allow_preprocessing_mismatch)
+                                            allow_preprocessing_mismatch=args.allow_preprocessing_mismatch,
+                                            subjects=_subjects_option(args.subjects))
+    if info.get("evaluated_subjects"):
+        chosen = info["evaluated_subjects"]
+        context["subjects"] = chosen
+        print(f"evaluating subject(s) {chosen['subjects']} of the {args.split} split (from the {chosen['source']}; "
+              "--subjects all for every subject)")
     train = load_train_targets(args.train_targets, preds.route) if args.train_targets else train_targets_from_cache(cache, preds.route)
     context.update(
         checkpoint=str(args.ckpt), epoch=info.get("epoch"), loss=info.get("loss"), encoder=info.get("encoder"),
         config=_find_config(Path(args.ckpt)),
     )
     return preds, train
+
+
+def _subjects_option(values: list[str] | None) -> list[int] | str | None:
+    """``--subjects``: None (the checkpoint's record), ``"all"``, or a list of subject numbers."""
+    from eegalign.errors import ConfigError
+
+    if not values:
+        return None
+    if [v.lower() for v in values] == ["all"]:
+        return "all"
+    try:
+        return sorted({int(v) for v in values})
+    except ValueError:
+        raise ConfigError(f"--subjects takes subject numbers or `all`, not {' '.join(values)!r}") from None
 
 
 def _from_predictions(args: argparse.Namespace, context: dict) -> tuple[Any, Any]:

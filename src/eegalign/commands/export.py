@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             return export_onnx(enc, tmp / "model.onnx", tolerance=args.tolerance)
 
     source = {"checkpoint": str(Path(args.ckpt).resolve()), "epoch": info.get("epoch"),
-              "global_step": info.get("global_step"), "loss": info.get("loss")}
+              "global_step": info.get("global_step"), "loss": info.get("loss"), "subjects": info.get("subjects")}
     save_pretrained(encoder, out, preprocess=preprocess, route=info.get("route"), channel_names=channel_names_of(cache),
                     source=source, overwrite=args.overwrite, extra_files=extra)
     print(f"wrote {out} ({'config.json, model.safetensors, preprocess.json' + (', model.onnx' if extra else '')})")

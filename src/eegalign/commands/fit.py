@@ -18,16 +18,46 @@ import os
 from typing import Any
 
 DESCRIPTION = "Train (fit), validate, test or predict with an EEG -> CLIP encoder (LightningCLI)."
-#: shown at the top of `eegalign fit --help`
+#: shown at the top of `eegalign fit --help`; every encoder's hyperparameters are listed at its end
 ENCODER_HELP = (
     "Encoders: eegalign.models.NervFormer, EEGFormer, EEGNetTransformer, NICE, MLPEncoder, Braindecode* "
-    "(`eegalign models` lists them). One encoder's hyperparameters, each typed with its default and a "
-    "line of documentation: `eegalign fit --model.encoder.help eegalign.models.NervFormer`; set one with "
-    "`--model.encoder.init_args.NAME VALUE` (e.g. --model.encoder.init_args.n_heads 4). "
-    "`--model.cpu_kernels true` swaps in the CPU training kernels (same weights; docs/performance.md). "
-    "A --ckpt_path trained on a cache prepared differently from --data.cache is refused; "
-    "--allow-preprocessing-mismatch goes on anyway."
+    "(`eegalign models` lists them). Every encoder's hyperparameters, typed, with their defaults and a line "
+    "of documentation, are listed at the end of this help (also: `eegalign fit --model.encoder.help "
+    "eegalign.models.NervFormer`); set one with `--model.encoder.init_args.NAME VALUE` (e.g. "
+    "--model.encoder.init_args.n_heads 4). `--model.cpu_kernels true` swaps in the CPU training kernels "
+    "(same weights; docs/performance.md). A --ckpt_path trained on a cache prepared differently from "
+    "--data.cache is refused; --allow-preprocessing-mismatch goes on anyway."
 )
+
+
+def _encoders_epilog() -> str:
+    """The help's epilog, generated from the registered encoders' constructors."""
+    from eegalign.models import list_models, model_class
+    from eegalign.models.hyperparameters import encoders_help
+
+    return encoders_help([model_class(name) for name in list_models()])
+
+
+def _line_keeping_formatter(base: type) -> type:
+    """``base`` (jsonargparse's help formatter) keeping the line breaks of a multi-line description or epilog.
+
+    Each line is wrapped on its own to the terminal width (an indented line continues at column
+    6, under a hyperparameter's documentation), so the epilog's per-encoder layout survives; one-line texts are filled as before.
+    """
+    import textwrap
+
+    class LineKeepingHelpFormatter(base):  # type: ignore[misc, valid-type]
+        def _fill_text(self, text: str, width: int, indent: str) -> str:
+            if "\n" not in text.strip():
+                return super()._fill_text(text, width, indent)
+            out = []
+            for line in text.splitlines():
+                depth = len(line) - len(line.lstrip())
+                pad, more = indent + " " * depth, indent + " " * (max(depth, 6) if depth else 0)
+                out.append(textwrap.fill(line.strip(), width, initial_indent=pad, subsequent_indent=more))
+            return "\n".join(out)
+
+    return LineKeepingHelpFormatter
 
 
 def _cli_class() -> type:
@@ -39,6 +69,7 @@ def _cli_class() -> type:
 
         def add_arguments_to_parser(self, parser: Any) -> None:
             parser.description = ENCODER_HELP
+            parser.epilog = _encoders_epilog()
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults(
                 {
@@ -263,6 +294,8 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     import logging
     import warnings
 
+    from jsonargparse import DefaultHelpFormatter
+
     from eegalign.errors import ConfigError
 
     from eegalign.data.datamodule import EEGDataModule
@@ -291,7 +324,8 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
             trainer_defaults={"callbacks": [_interrupt_flag()]},
-            parser_kwargs={"prog": "eegalign", "description": DESCRIPTION, "exit_on_error": False},
+            parser_kwargs={"prog": "eegalign", "description": DESCRIPTION, "exit_on_error": False,
+                           "formatter_class": _line_keeping_formatter(DefaultHelpFormatter)},
             args=[subcommand, *argv],
             run=True,
         )

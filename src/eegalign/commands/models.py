@@ -53,29 +53,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show_options(name: str, as_json: bool) -> int:
-    """Print one encoder's hyperparameters: value in each preset, and the LightningCLI flags for ``fit``."""
+    """Print one encoder's hyperparameters (as `eegalign fit --help` lists them): type, value per preset, doc."""
     import json
+    import textwrap
 
     from eegalign.models import model_class
+    from eegalign.models.hyperparameters import hyperparameters
 
     cls = model_class(name)  # ConfigError (one line, exit 2) for an unknown name
-    presets = list(cls.presets)
-    options = list(dict.fromkeys(k for p in presets for k in cls.presets[p]))
+    hyper = hyperparameters(cls)
+    presets = list(hyper[0].presets) if hyper else list(cls.presets)
     if as_json:
-        print(json.dumps({"model": name, "class": f"eegalign.models.{cls.__name__}", "presets": cls.presets}, indent=2))
+        rows = [{"name": h.name, "type": h.type, "default": h.default, "presets": h.presets, "doc": h.doc,
+                 "flag": h.flag} for h in hyper]
+        print(json.dumps({"model": name, "class": f"eegalign.models.{cls.__name__}", "default_preset": presets[0],
+                          "presets": cls.presets, "hyperparameters": rows}, indent=2))
         return 0
     doc = (cls.__doc__ or "").strip().splitlines()
     print(f"{name}: {doc[0] if doc else cls.__name__}")
-    width = max(len(o) for o in options) + 2 if options else 8
-    cols = [max(12, *(len(repr(cls.presets[p].get(o))) + 2 for o in options)) for p in presets]
-    print(f"{'option':<{width}}" + "".join(f"{p:<{c}}" for p, c in zip(presets, cols)))
-    for o in options:
-        print(f"{o:<{width}}" + "".join(f"{cls.presets[p].get(o)!r:<{c}}" for p, c in zip(presets, cols)))
-    example = options[0] if options else "NAME"
+    width = max([len(h.name) for h in hyper] + [6]) + 2
+    types = max([len(h.type) for h in hyper] + [4]) + 2
+    cols = [max(12, *(len(repr(h.presets[p])) + 2 for h in hyper)) for p in presets]
+    print(f"{'option':<{width}}{'type':<{types}}" + "".join(f"{p:<{c}}" for p, c in zip(presets, cols)))
+    for h in hyper:
+        print(f"{h.name:<{width}}{h.type:<{types}}" + "".join(f"{h.presets[p]!r:<{c}}" for p, c in zip(presets, cols)))
+        print(textwrap.fill(h.doc, 100, initial_indent=" " * 4, subsequent_indent=" " * 4))
+    example = hyper[0].name if hyper else "NAME"
     print(
         f"\nin `eegalign fit`: --model.encoder eegalign.models.{cls.__name__} --model.encoder.init_args.preset "
         f"{presets[0]}\n  and any option above as --model.encoder.init_args.{example} VALUE "
-        "(n_chans, n_times and out_shape come from the data;\n  "
-        f"each option's type and meaning: eegalign fit --model.encoder.help eegalign.models.{cls.__name__})"
+        "(unset: the preset's value; n_chans, n_times and out_shape come from the data;\n  "
+        "`eegalign fit --help` lists every encoder's options the same way)"
     )
     return 0

@@ -259,6 +259,10 @@ class BraindecodeConformer(BraindecodeEncoder):
         return dict(att_depth=self.hyper["n_layers"], att_heads=self.hyper["n_heads"], final_fc_length="auto")
 
 
+#: braindecode ATCNet's two average pools in time (its defaults, which eegalign keeps): 8 x 7 samples
+ATCNET_POOL = 8 * 7
+
+
 class BraindecodeATCNet(BraindecodeEncoder):
     """braindecode ATCNet (Altaheri et al. 2023, IEEE TII) + projection head.
 
@@ -269,7 +273,8 @@ class BraindecodeATCNet(BraindecodeEncoder):
         preset: ``reference`` or ``small``.
         d_features: outputs of the backbone's classification layer (reference 256; None: from the preset).
         dropout: dropout before the projection head's Linear (None: from the preset).
-        n_windows: sliding windows of the attention blocks (reference 5; None: from the preset).
+        n_windows: sliding windows of the attention blocks, at most ``n_times // 56`` (reference 5;
+            None: from the preset).
         sfreq: sampling rate in Hz the backbone assumes (reference 1000; None: from the preset).
     """
 
@@ -277,7 +282,7 @@ class BraindecodeATCNet(BraindecodeEncoder):
     class_names = ("ATCNet",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "reference": dict(d_features=256, dropout=0.3, n_windows=5, sfreq=1000.0),
-        "small": dict(d_features=64, dropout=0.3, n_windows=2, sfreq=1000.0),
+        "small": dict(d_features=64, dropout=0.3, n_windows=1, sfreq=1000.0),  # 1 window: runs on 100 samples
     }
 
     def __init__(
@@ -298,6 +303,12 @@ class BraindecodeATCNet(BraindecodeEncoder):
 
     def _backbone_kwargs(self) -> dict[str, Any]:
         h = self.hyper
+        steps = self.n_times // ATCNET_POOL  # time steps after braindecode's convolution block
+        if not 1 <= h["n_windows"] <= steps:
+            raise ConfigError(
+                f"braindecode_atcnet: {self.n_times} samples give {steps} time step(s) after the convolution block "
+                f"(n_times // {ATCNET_POOL}); n_windows must be at least 1 and at most {steps}, got {h['n_windows']}"
+            )
         return dict(n_windows=h["n_windows"], sfreq=h["sfreq"], input_window_seconds=self.n_times / h["sfreq"])
 
 

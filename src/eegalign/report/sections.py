@@ -26,6 +26,12 @@ BLOCK_DESIGN_CAVEAT = (
     "leave-one-subject-out or session-held-out evaluation is the stricter test."
 )
 
+THINGS_CAVEAT = (
+    "THINGS-EEG2 presents images in rapid serial visual presentation in random order, so the block-design "
+    "inflation of CVPR40 does not apply; train and test trials of one subject still come from the same "
+    "sessions, and a leave-one-subject-out run is the stricter test of generalisation."
+)
+
 SIM_NAMES = {"cosine": "cosine", "mse": "MSE", "l2": "L2 distance", "l1": "L1 distance", "abs_diff": "mean |diff|"}
 
 #: Published THINGS-EEG2 figures (intra-subject, 200-way zero-shot, test repetitions averaged,
@@ -71,6 +77,8 @@ def _provenance_rows(metrics: dict, ctx: dict, manifest: dict) -> list[list[str]
     if ctx.get("config"):
         rows.append(["training config", str(ctx["config"])])
     rows.append(["train targets", str(ctx.get("train_targets") or "none given")])
+    if ctx.get("subjects"):
+        rows.append(["evaluated subjects", f"{ctx['subjects']['subjects']} (chosen by the {ctx['subjects']['source']})"])
     return rows
 
 
@@ -82,6 +90,13 @@ def _split_protocol(ctx: dict, manifest: dict) -> str:
         return (
             "Synthetic data (`eegalign data synth`), split by image like the hub data set: "
             "these numbers test the pipeline, not a brain."
+        )
+    if manifest.get("format") == "things-eeg2":
+        return (
+            f"THINGS-EEG2's own `{ctx.get('split')}` split: the test images show concepts that never occur in "
+            "training (zero-shot), and validation holds out a fraction "
+            f"({manifest.get('params', {}).get('val_fraction', 'not recorded')}) of the training concepts. Subjects in the cache: "
+            f"{manifest.get('subjects', 'not recorded')}; see `evaluated subjects` above for the protocol."
         )
     fold = f", fold {manifest.get('params', {}).get('fold')}" if manifest.get("format") == "release" else ""
     return f"The cache's own `{ctx.get('split')}` split (by image, as provided by the source{fold})."
@@ -97,7 +112,8 @@ def provenance_section(inputs: ReportInputs) -> Section:
         text = Path(ctx["config"]).read_text(encoding="utf-8", errors="replace")
         s.p(f"Resolved training configuration (`{ctx['config']}`, {len(text.splitlines())} lines):")
         s.code(text if len(text) < 20_000 else text[:20_000] + "\n... (truncated)")
-    s.p(f"**Split protocol.** {_split_protocol(ctx, manifest)} {BLOCK_DESIGN_CAVEAT}")
+    caveat = THINGS_CAVEAT if manifest.get("format") == "things-eeg2" else BLOCK_DESIGN_CAVEAT
+    s.p(f"**Split protocol.** {_split_protocol(ctx, manifest)} {caveat}")
     st = metrics["settings"]
     if st["baseline_source"] != "train":
         s.p(
