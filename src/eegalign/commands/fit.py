@@ -177,7 +177,8 @@ def _check_before_writing(cli: Any, root: Any) -> None:
     if cli.subcommand == "fit":
         top_k = getattr(callback, "save_top_k", 1)
         copies = (top_k if top_k > 0 else 0) + 2  # best-k, last, and the temporary file of a save
-        check_writable(ckpt_dir, need_bytes=copies * checkpoint_size_estimate(cli.model))
+        check_writable(ckpt_dir, need_bytes=copies * checkpoint_size_estimate(cli.model),
+                       option="--trainer.default_root_dir")
 
 
 def _check_ckpt_preprocessing(cli: Any, ckpt_path: str, ckpt_dir: Any) -> None:
