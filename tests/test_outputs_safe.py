@@ -372,6 +372,11 @@ def test_full_disk_is_refused_before_the_work(small_cache: Path, outputs: dict[s
     rc = main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmpfs / "eval"), *FAST_EVAL])
     _one_error_line(rc, capsys.readouterr().err)
     assert not (tmpfs / "eval").exists() and not list(tmpfs.glob(".tmp-*"))
+    # a library's own disk-full error (pyarrow writing parquet) is the same one line, saying what to do
+    rc = main(["data", "synth", "--out", str(tmpfs / "synth"), "--subjects", "1", "--classes", "2"])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    assert "No space left on device" in line and "free some space" in line and "Errno" not in line
+    assert not (tmpfs / "synth").exists() and not list(tmpfs.glob(".tmp-*"))
 
 
 @pytest.fixture
