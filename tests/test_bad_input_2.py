@@ -407,6 +407,11 @@ def test_generate_checks_nway_before_generating(tmp_path: Path, capsys, args: li
     for mode in (["--nway-only"], ["--merge", str(tmp_path / "a"), str(tmp_path / "b")]):
         rc = main(["generate", "--out", str(out), "--classifier", "c", *mode, *args])
         assert expect in _one_error_line(rc, capsys.readouterr().err)
+    # without --classifier the options do nothing, but an impossible value is still refused (never silently ignored)
+    rc = main(["generate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out), "--sd-model",
+               str(tmp_path / "no-sd"), *args])
+    err = capsys.readouterr().err
+    assert expect in _one_error_line(rc, err) and "without --classifier" in err and not out.exists()
 
 
 # ----------------------------------------------------------------------------- targets: cache targets and --train-targets
