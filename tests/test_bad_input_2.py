@@ -156,6 +156,43 @@ def test_old_checkpoint_without_record_warns(small_cache: Path, capsys) -> None:
     assert capsys.readouterr().err == ""
 
 
+def _norm_changed(cache: Path, dst: Path) -> Path:
+    """A copy of ``cache`` whose manifest records another normalisation (as `prepare --norm channel` would)."""
+    import shutil
+
+    shutil.copytree(cache, dst)
+    _manifest(dst, lambda m: {**m, "params": {**m["params"], "norm": "channel"}})
+    return dst
+
+
+def test_lightning_subcommands_refuse_a_checkpoint_of_another_preprocessing(small_cache: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    """validate/test/predict --ckpt_path and a resumed fit check the checkpoint's preprocessing record
+    against --data.cache, like evaluate --ckpt (the first case as a fresh process, the others in-process)."""
+    from importlib import resources
+
+    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
+    run = tmp_path / "run"
+    common = ["--config", demo, *FIT_ONE]
+    r = _cli("fit", *common, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run))
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    other = _norm_changed(small_cache, tmp_path / "other")
+    r = _cli("validate", *common, "--data.cache", str(other), "--trainer.default_root_dir", str(tmp_path / "v"),
+             "--ckpt_path", str(ckpt))
+    line = _one_error_line(r.returncode, r.stderr)
+    assert "norm: trained on 'global', this cache 'channel'" in line and "--allow-preprocessing-mismatch" in line
+    assert not (tmp_path / "v").exists()
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    rc = main(["fit", *common, "--trainer.max_epochs", "2", "--data.cache", str(other), "--trainer.default_root_dir",
+               str(run), "--ckpt_path", "last"])
+    assert "to resume anyway" in _one_error_line(rc, capsys.readouterr().err)
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    rc = main(["predict", *common, "--data.cache", str(other), "--trainer.default_root_dir", str(tmp_path / "p"),
+               "--ckpt_path", str(ckpt), "--allow-preprocessing-mismatch"])
+    assert rc == 0 and "prepared differently" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- predictions-file metadata
 
 

@@ -372,6 +372,60 @@ def test_full_disk_is_refused_before_the_work(small_cache: Path, outputs: dict[s
     rc = main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmpfs / "eval"), *FAST_EVAL])
     _one_error_line(rc, capsys.readouterr().err)
     assert not (tmpfs / "eval").exists() and not list(tmpfs.glob(".tmp-*"))
+    # a library's own disk-full error (pyarrow writing parquet) is the same one line, saying what to do
+    rc = main(["data", "synth", "--out", str(tmpfs / "synth"), "--subjects", "1", "--classes", "2"])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    assert "No space left on device" in line and "free some space" in line and "Errno" not in line
+    assert not (tmpfs / "synth").exists() and not list(tmpfs.glob(".tmp-*"))
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path, small_cache: Path):
+    """A directory holding a copy of the cache, where nobody can write: a tmpfs remounted read-only when root
+    (chmod does not stop root), else mode 555. Skipped where root may not mount."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    if os.geteuid() != 0:
+        shutil.copytree(small_cache, d / "cache")
+        for p in (d / "cache" / "targets", d / "cache", d):
+            p.chmod(0o555)
+        yield d
+        for p in (d, d / "cache", d / "cache" / "targets"):
+            p.chmod(0o755)
+        return
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()[:80]})")
+    try:
+        shutil.copytree(small_cache, d / "cache")
+        subprocess.run(["mount", "-o", "remount,ro", str(d)], check=True, capture_output=True)
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_read_only_output_is_refused_before_the_work(small_cache: Path, synthetic_dir: Path,
+                                                     outputs: dict[str, Path], read_only_dir: Path, capsys) -> None:
+    """Every command that writes checks it can, before computing anything: one line naming the option to change."""
+    ro = read_only_dir
+    commands = {
+        "--out": [["evaluate", "--predictions", str(outputs["preds"]), "--out", str(ro / "e"), *FAST_EVAL],
+                  ["baseline", "ridge", "--cache", str(small_cache), "--out", str(ro / "r"), "--alphas", "1"],
+                  ["data", "prepare", "--source", str(synthetic_dir), "--out", str(ro / "c")],
+                  ["data", "synth", "--out", str(ro / "s"), "--subjects", "1", "--classes", "2"],
+                  ["compare", str(outputs["eval"]), "--out", str(ro / "cmp")],
+                  ["audit", "--cache", str(small_cache), "--out", str(ro / "a")]],
+        "--trainer.default_root_dir": [["fit", "--data.cache", str(small_cache), *FIT, "--trainer.default_root_dir",
+                                        str(ro / "run")]],
+    }
+    for option, argvs in commands.items():
+        for argv in argvs:
+            line = _one_error_line(main(argv), capsys.readouterr().err)
+            assert "cannot write in" in line and f"choose a writable {option}" in line, (argv, line)
+    line = _one_error_line(main(["embed", "--cache", str(ro / "cache"), "--image-model", str(ro / "no-model")]),
+                           capsys.readouterr().err)
+    assert "cannot write in" in line and "targets" in line and "choose a writable cache directory" in line
+    assert [p.name for p in ro.iterdir()] == ["cache"]
 
 
 # --------------------------------------------------------------------------- generate --nway-only

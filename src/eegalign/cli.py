@@ -13,6 +13,7 @@ with exit status 1, and with its traceback only under ``--debug``.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -81,10 +82,11 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full disk or quota
+
+
 def _is_disk_error(exc: BaseException) -> bool:
     """A full disk, a quota or a read-only file system: the user's to fix, reported in one line."""
-    import errno
-
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 
@@ -104,6 +106,9 @@ def _report_error(exc: BaseException, debug: bool) -> int:
         exc = EEGAlignError(misconfiguration_message(exc))
     if isinstance(exc, user_errors) or _is_disk_error(exc):
         msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        if _is_disk_error(exc) and exc.errno in _FULL:  # e.g. pyarrow's "[Errno 28] Error writing bytes to file"
+            where = f": {exc.filename}" if exc.filename else ""
+            msg = f"{os.strerror(exc.errno)}{where}; free some space (or choose another output place) and run the command again"
         msg = " ".join(clean_message(msg).split())  # one line, no ANSI codes
         print(f"eegalign: error: {msg}", file=sys.stderr)
         return 2
