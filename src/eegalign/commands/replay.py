@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LSL name of the EEG stream; the markers go to NAME-markers (default %(default)s)")
     parser.add_argument("--gap-ms", type=float, default=100.0, help="gap between trials in ms (default 100)")
     parser.add_argument("--chunk-ms", type=float, default=10.0, help="samples pushed per chunk, in ms (default 10)")
-    parser.add_argument("--max-trials", type=int, help="replay only the first N trials of the split")
+    parser.add_argument("--max-trials", type=int, help="replay only the first N trials (of the split, repeated)")
+    parser.add_argument("--repeat", type=int, default=1, help="play the split this many times in a row (default 1)")
     parser.add_argument("--wait", type=float, default=30.0,
                         help="seconds to wait for a consumer of both streams before replaying anyway (default 30)")
     parser.add_argument("--local", action="store_true",
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
+    if args.repeat < 1:
+        raise ConfigError("--repeat must be >= 1")
     if args.wait < 0:
         raise ConfigError("--wait must be >= 0")
     if args.local:
@@ -44,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.realtime.replay import replay
 
     replay(args.cache, args.split, name=args.stream_name, rate=args.rate, gap_ms=args.gap_ms, max_trials=args.max_trials,
+           repeat=args.repeat,
            chunk_ms=args.chunk_ms, wait_s=args.wait, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     return 0

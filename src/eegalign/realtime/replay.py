@@ -73,9 +73,9 @@ def _wait_for_consumers(outlets: list[pylsl.StreamOutlet], timeout: float, log: 
 
 
 def replay(cache_dir: str | Path, split: str = "test", *, name: str, rate: float = 1.0, gap_ms: float = 100.0,
-           max_trials: int | None = None, rows: list[int] | None = None, chunk_ms: float = 10.0,
+           max_trials: int | None = None, repeat: int = 1, rows: list[int] | None = None, chunk_ms: float = 10.0,
            wait_s: float = 30.0, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Publish ``split`` of the cache at ``cache_dir`` (or the given cache ``rows``); return a summary.
+    """Publish ``split`` of the cache at ``cache_dir`` (or the given cache ``rows``), ``repeat`` times; return a summary.
 
     Waits up to ``wait_s`` for a consumer of both streams, then ends by itself after the last trial.
     """
@@ -90,6 +90,7 @@ def replay(cache_dir: str | Path, split: str = "test", *, name: str, rate: float
         rows = [int(r) for r in cache.split_indices(split)]
         if not rows:
             raise DataError(f"cache {cache.path} has no trials in split {split!r}")
+    rows = list(rows) * max(1, int(repeat))
     rows = rows[:max_trials] if max_trials else rows
     sfreq = float(pre["sfreq"])
     schedule = Schedule(tuple(rows), cache.n_times, gap=max(1, round(gap_ms * sfreq / 1000)),

@@ -180,13 +180,20 @@ class Session:
         self.pending = keep
 
     def _decode(self, m: Marker, epoch: np.ndarray, prep: EpochPreprocessor, t_last: float) -> None:
-        """Preprocess, encode, rank; write and publish the trial's result."""
-        emb = self.decoder(prep(epoch[None]))[0]  # (C, T) -> (1, C, T) -> (*output_shape)
+        """Preprocess, encode, rank; write and publish the trial's result (with the time of each stage)."""
+        clock = pylsl.local_clock
+        t_cut = clock()
+        x = prep(epoch[None])  # (C, T) -> (1, C, T)
+        t_prep = clock()
+        emb = self.decoder(x)[0]  # (*output_shape)
+        t_enc = clock()
         top = self.gallery.top(emb, self.opts.top_k)
-        t_done = pylsl.local_clock()
+        t_done = clock()
         record = self._base(m) | {
             "status": "ok", "t_done": t_done, "latency_ms": 1000.0 * (t_done - m.t),
             "after_epoch_ms": 1000.0 * (t_done - t_last),
+            "stages_ms": {"wait": 1000.0 * (t_cut - t_last), "preprocess": 1000.0 * (t_prep - t_cut),
+                          "encode": 1000.0 * (t_enc - t_prep), "rank": 1000.0 * (t_done - t_enc)},
             "top5": [{"item": name, "score": score} for name, score in top],
         }
         if self.opts.with_embedding:
