@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import lightning.pytorch  # noqa: F401 - imported at collection: its log handler binds to the session stderr, not a test's
 
 from eegalign.cli import main
 
@@ -290,6 +291,23 @@ def test_lightning_configuration_errors(small_cache: Path, tmp_path: Path, case:
     r = _cli("fit", *extra, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run), *FIT_ONE)
     assert expect in _one_error_line(r.returncode, r.stderr)
     assert not list(run.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("subcommand, extra, expect", [
+    ("test", [], "needs --ckpt_path"),  # would score the untrained model and exit 0
+    ("validate", ["--ckpt_path", "no-such.ckpt"], "no such checkpoint file"),  # Lightning noticed after writing records
+    ("fit", ["--data.num_workers", "-1"], "num_workers"),  # was an internal ValueError
+])
+def test_lightning_paths_refused_before_writing(small_cache: Path, tmp_path: Path, capsys, subcommand: str,
+                                                extra: list[str], expect: str) -> None:
+    from importlib import resources
+
+    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
+    run = tmp_path / "run"
+    rc = main([subcommand, "--config", demo, *FIT_ONE, "--data.cache", str(small_cache), "--trainer.default_root_dir",
+               str(run), *extra])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert not run.exists()
 
 
 @pytest.mark.parametrize("bad", [{"lr": float("nan")}, {"lr": -1.0}, {"lr": float("inf")}, {"weight_decay": float("inf")},
