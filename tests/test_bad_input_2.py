@@ -62,8 +62,15 @@ def _manifest(c: Path, change) -> None:
     (c / "manifest.json").write_text(json.dumps(change(m)))
 
 
+def _shuffle_rows(c: Path) -> None:
+    """Same rows, same counts per split, other order: only the recorded checksum tells."""
+    meta = pd.read_parquet(c / "meta.parquet")
+    meta.sample(frac=1.0, random_state=0).to_parquet(c / "meta.parquet", index=False)
+
+
 CACHE_CASES = {
     "meta-rows-dropped": (_drop_rows, "rows but eeg.npy holds"),
+    "meta-rows-shuffled": (_shuffle_rows, "was changed after the cache was prepared"),
     "meta-garbage": (_garbage_meta, "not a readable parquet"),
     "meta-renamed": (_renamed_meta, "no meta.parquet"),
     "labels-out-of-range": (_labels_out_of_range, "labels span"),
@@ -407,6 +414,11 @@ def test_generate_checks_nway_before_generating(tmp_path: Path, capsys, args: li
     for mode in (["--nway-only"], ["--merge", str(tmp_path / "a"), str(tmp_path / "b")]):
         rc = main(["generate", "--out", str(out), "--classifier", "c", *mode, *args])
         assert expect in _one_error_line(rc, capsys.readouterr().err)
+    # without --classifier the options do nothing, but an impossible value is still refused (never silently ignored)
+    rc = main(["generate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out), "--sd-model",
+               str(tmp_path / "no-sd"), *args])
+    err = capsys.readouterr().err
+    assert expect in _one_error_line(rc, err) and "without --classifier" in err and not out.exists()
 
 
 # ----------------------------------------------------------------------------- targets: cache targets and --train-targets

@@ -93,7 +93,7 @@ def test_compare_into_a_compared_run_is_refused(outputs: dict[str, Path], tmp_pa
 
 def test_synth_over_a_cache_is_refused(cache_copy: Path, capsys) -> None:
     before = _snapshot(cache_copy)
-    rc = main(["data", "synth", "--out", str(cache_copy), "--overwrite", "--subjects", "1", "--classes", "2",
+    rc = main(["data", "synth", "--out", str(cache_copy), "--overwrite", "--subjects", "1", "--classes", "3",
                "--images-per-class", "1"])
     line = _one_error_line(rc, capsys.readouterr().err)
     assert "is an eegalign cache" in line and "replaces only an earlier synthetic data set" in line
@@ -366,14 +366,21 @@ def test_full_disk_is_refused_before_the_work(small_cache: Path, outputs: dict[s
     rc = _fit_inproc(small_cache, tmpfs / "run")
     assert "not enough free space" in _one_error_line(rc, capsys.readouterr().err)
     assert not (tmpfs / "run").exists()
+    rc = main(["data", "synth", "--out", str(tmpfs / "big")])  # the default set's EEG alone is ~258 MiB
+    assert "not enough free space" in _one_error_line(rc, capsys.readouterr().err)
+    assert not (tmpfs / "big").exists()
     # an output that does not fit: the write fails, one line, nothing left behind
     (tmpfs / "filler").unlink()
     _fill(tmpfs, leave=8 << 10)
     rc = main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmpfs / "eval"), *FAST_EVAL])
     _one_error_line(rc, capsys.readouterr().err)
     assert not (tmpfs / "eval").exists() and not list(tmpfs.glob(".tmp-*"))
-    # a library's own disk-full error (pyarrow writing parquet) is the same one line, saying what to do
-    rc = main(["data", "synth", "--out", str(tmpfs / "synth"), "--subjects", "1", "--classes", "2"])
+    # a write that passes the up-front estimate (the EEG: 3 trials, 660 KiB) but fails on the rest (targets,
+    # images): a library's own disk-full error is the same one line, saying what to do
+    (tmpfs / "filler").unlink()
+    _fill(tmpfs, leave=1200 << 10)
+    rc = main(["data", "synth", "--out", str(tmpfs / "synth"), "--subjects", "1", "--classes", "3",
+               "--images-per-class", "1"])
     line = _one_error_line(rc, capsys.readouterr().err)
     assert "No space left on device" in line and "free some space" in line and "Errno" not in line
     assert not (tmpfs / "synth").exists() and not list(tmpfs.glob(".tmp-*"))
