@@ -49,9 +49,8 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.fixture(scope="module")
-def model_dir(small_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny encoder exported with ONNX, with the small cache's preprocessing."""
+def _model_dir(cache: Path, out: Path) -> Path:
+    """A tiny encoder exported with ONNX, with ``cache``'s preprocessing."""
     import torch
 
     from eegalign.models import build_model
@@ -60,9 +59,23 @@ def model_dir(small_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     torch.manual_seed(0)
     enc = build_model("mlp", n_chans=128, n_times=440, hidden=8)
-    out = tmp_path_factory.mktemp("rt") / "model"
-    return save_pretrained(enc, out, preprocess=preprocess_from_cache(small_cache), route="image",
+    return save_pretrained(enc, out, preprocess=preprocess_from_cache(cache), route="image",
                            extra_files=lambda e, tmp: export_onnx(e, tmp / "model.onnx"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(small_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _model_dir(small_cache, tmp_path_factory.mktemp("rt") / "model")
+
+
+@pytest.fixture(scope="module")
+def bandpass_setup(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A cache band-passed and z-scored per channel, and a model directory trained on it."""
+    from eegalign.data.cache import prepare_cache
+
+    root = tmp_path_factory.mktemp("rtbp")
+    cache = prepare_cache(synthetic_dir, root / "cache", bandpass=(1.0, 40.0), norm="channel")
+    return cache, _model_dir(cache, root / "model")
 
 
 # ---------------------------------------------------------------------------------------------- pure parts
@@ -116,12 +129,32 @@ def test_sample_buffer_keeps_the_newest_samples_contiguous() -> None:
     np.testing.assert_array_equal(buf.data[:, 1], -buf.timestamps)
 
 
+def test_gallery_scores_equal_the_evaluation_cosine() -> None:
+    from eegalign.metrics import similarity_matrix
+    from eegalign.realtime.gallery import _centred
+
+    rng = np.random.default_rng(2)
+    for shape in ((9, 16), (9, 4, 8)):  # image route, text route (centred on the gallery mean)
+        items = rng.standard_normal(shape).astype(np.float32)
+        gallery = _centred([f"i{j}" for j in range(9)], items, "test")
+        pred = rng.standard_normal(shape[1:]).astype(np.float32)
+        want = similarity_matrix(pred[None], items, gallery.center)[0]
+        np.testing.assert_allclose(gallery.scores(pred), want, rtol=0, atol=1e-6)
+        assert [n for n, _ in gallery.top(pred, 5)] == [f"i{j}" for j in np.argsort(-want, kind="stable")[:5]]
+
+
 # ---------------------------------------------------------------------------------------------- over LSL
 
 
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
-def test_live_equals_offline_for_every_trial(small_cache: Path, model_dir: Path, tmp_path: Path, backend: str) -> None:
-    """Every replayed trial is decoded, and its live embedding and top-5 equal the offline ones."""
+@pytest.mark.parametrize("backend,bandpass", [("onnx", False), ("torch", True)])
+def test_live_equals_offline_for_every_trial(small_cache: Path, model_dir: Path, tmp_path: Path, backend: str,
+                                             bandpass: bool, request: pytest.FixtureRequest) -> None:
+    """Every replayed trial is decoded, and its live embedding and top-5 equal the offline ones.
+
+    With a band-passed cache, replay declares the band-pass done and stream must not filter again.
+    """
+    if bandpass:
+        small_cache, model_dir = request.getfixturevalue("bandpass_setup")
     from eegalign.data.cache import Cache
     from eegalign.evaluate import predict_checkpoint
     from eegalign.pretrained import read_preprocess

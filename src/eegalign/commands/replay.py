@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         from eegalign.realtime.lslconfig import use_local_config
 
         use_local_config()  # before pylsl is imported
+    from eegalign.realtime.lslconfig import require_pylsl
+
+    require_pylsl()
     from eegalign.realtime.replay import replay
 
     replay(args.cache, args.split, name=args.stream_name, rate=args.rate, gap_ms=args.gap_ms, max_trials=args.max_trials,

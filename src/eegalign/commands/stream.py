@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         from eegalign.realtime.lslconfig import use_local_config
 
         use_local_config()  # before pylsl is imported
+    from eegalign.realtime.lslconfig import require_pylsl
+
+    require_pylsl()
     from eegalign.realtime.stream import Options, run_stream
 
     opts = Options(eeg_name=args.eeg_stream, marker_name=args.marker_stream or f"{args.eeg_stream}-markers",

@@ -44,7 +44,10 @@ class Decoder:
     def _onnx(self, path: Path, threads: int) -> Any:
         from eegalign.onnx_export import ort_session
 
-        session = ort_session(path, threads=threads)
+        try:
+            session = ort_session(path, threads=threads)
+        except ImportError:
+            raise ConfigError("onnxruntime is not installed: `pip install eegalign[realtime]`, or --backend torch") from None
         name = (self.config.get("onnx") or {}).get("input", "eeg")
         return lambda x: session.run(None, {name: x})[0]
 

@@ -24,18 +24,36 @@ from eegalign.errors import DataError
 
 @dataclass
 class Gallery:
-    """``names`` (M) and ``embeddings`` (M, ...) to rank, the centre subtracted before the cosine, and the source."""
+    """``names`` (M) and ``embeddings`` (M, ...) to rank, the centre subtracted before the cosine, and the source.
+
+    The gallery side of the cosine (scaled rows and their norms) is computed once; :meth:`top` gives
+    the same scores as ``similarity_matrix(embedding[None], embeddings, center)``.
+    """
 
     names: list[str]
     embeddings: np.ndarray
     center: np.ndarray | None
     source: str
 
-    def top(self, embedding: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` best gallery items for one ``embedding`` (output-shaped), best first, with scores."""
-        from eegalign.metrics import similarity_matrix
+    def __post_init__(self) -> None:
+        from eegalign.metrics.similarity import row_norms, scaled_rows
 
-        sim = similarity_matrix(embedding[None], self.embeddings, self.center)[0]  # (M,)
+        self._rows, _ = scaled_rows(self.embeddings, self.center)  # (M, F) in [-1, 1]
+        self._norms = row_norms(self._rows)  # (M,)
+
+    def scores(self, embedding: np.ndarray) -> np.ndarray:
+        """Cosine of one ``embedding`` (output-shaped) with every item: ``(M,)`` float32 (NaN/Inf -> -inf)."""
+        from eegalign.metrics.similarity import EPS, row_norms, scaled_rows
+
+        p, _ = scaled_rows(embedding[None], self.center)  # (1, F)
+        dots = (p @ self._rows.T).astype(np.float64)[0]  # (M,)
+        with np.errstate(invalid="ignore"):
+            sim = (dots / np.maximum(row_norms(p)[0] * self._norms, EPS)).astype(np.float32)
+        return np.where(np.isfinite(sim), sim, -np.inf).astype(np.float32)
+
+    def top(self, embedding: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` best gallery items for one ``embedding``, best first, with scores."""
+        sim = self.scores(embedding)
         order = np.argsort(-sim, kind="stable")[:k]
         return [(self.names[i], float(sim[i])) for i in order]
 
