@@ -154,20 +154,25 @@ def test_overwrite_of_the_same_kind_replaces_atomically(outputs: dict[str, Path]
 
 
 def test_stale_temporaries_of_killed_writers_are_cleaned(outputs: dict[str, Path], tmp_path: Path) -> None:
-    dead = _dead_pid()
+    from eegalign.io import process_space_tag
+
+    dead, tag = _dead_pid(), process_space_tag()
     old = time.time() - 3600
-    stale = tmp_path / f".tmp-eval-{dead}-abcd_123"
-    live = tmp_path / f".tmp-eval-{os.getppid()}-abcd_456"  # a running process's: never touched
-    young = tmp_path / f".tmp-eval-{dead}-abcd_789"  # too recent to be sure
-    other = tmp_path / f".tmp-evaluation-{dead}-abcd_000"  # another output's
-    for d in (stale, live, young, other):
+    stale = tmp_path / f".tmp-eval-{dead}-abcd_123"  # no tag (or another host's), dead PID, old: removed
+    ours = tmp_path / f".tmp-eval-{dead}-{tag}-abcd_321"  # this host's, dead PID, recent: removed at once
+    trash = tmp_path / f".trash-eval-{dead}-{tag}-0badf00d"
+    live = tmp_path / f".tmp-eval-{os.getppid()}-{tag}-abcd_456"  # a running process's: never touched
+    young = tmp_path / f".tmp-eval-{dead}-abcd_789"  # no tag and recent: maybe a live writer on another host
+    foreign = tmp_path / f".tmp-eval-{dead}-0123abcd-abcd_654"  # another host's tag, recent: the same
+    other = tmp_path / f".tmp-evaluation-{dead}-{tag}-abcd_000"  # another output's
+    for d in (stale, ours, trash, live, young, foreign, other):
         d.mkdir()
         (d / "x").write_text("partial")
     for d in (stale, live, other):
         os.utime(d, (old, old))
     assert main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmp_path / "eval"), *FAST_EVAL]) == 0
-    assert not stale.exists()
-    assert live.exists() and young.exists() and other.exists()
+    assert not stale.exists() and not ours.exists() and not trash.exists()
+    assert live.exists() and young.exists() and foreign.exists() and other.exists()
 
 
 def _dead_pid() -> int:
