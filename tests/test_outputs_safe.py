@@ -322,6 +322,27 @@ def test_second_concurrent_fit_is_refused_and_ctrl_c_exits_130(small_cache: Path
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+def test_ctrl_c_in_a_command_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGINT while `data synth` writes: exit 130, `eegalign: interrupted` on its own line, no output, no temporary."""
+    out = tmp_path / "synth"
+    proc = subprocess.Popen([sys.executable, "-m", "eegalign", "data", "synth", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        t0 = time.monotonic()
+        while not list(tmp_path.glob(".tmp-synth-*")):  # it is writing now
+            assert proc.poll() is None and time.monotonic() - t0 < 120, "synth ended before it could be interrupted"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read().replace("\r", "\n")
+    assert "eegalign: interrupted" in err.splitlines() and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.fixture
 def tmpfs(tmp_path: Path):
     """A small tmpfs mount (root only); the test is skipped where mounting is not allowed."""
