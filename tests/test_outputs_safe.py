@@ -250,6 +250,17 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
         assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
+def test_run_directory_inside_the_input_cache_is_refused(cache_copy: Path, capsys) -> None:
+    """The cache is an input: a run (fit, or validate's records) never writes into it, also through a symlink."""
+    before = _snapshot(cache_copy)
+    link = cache_copy.parent / "link"
+    link.symlink_to(cache_copy)
+    for root in (cache_copy, cache_copy / "run", link / "run"):
+        rc = _fit_inproc(cache_copy, root)
+        assert "is, or is inside, --data.cache" in _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(cache_copy) == before and not (cache_copy / "run").exists()
+
+
 def test_resume_from_a_truncated_or_foreign_checkpoint_changes_nothing(small_cache: Path, tmp_path: Path,
                                                                        capsys) -> None:
     for name, truncate, expect in (("cut", True, "cannot resume"), ("other", False, "do not fit this model")):
