@@ -151,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.debug = debug
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
+        _close_progress_bars()  # so that the message starts its own line
         print("eegalign: interrupted", file=sys.stderr)
         return 130
     except SystemExit:
