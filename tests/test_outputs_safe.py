@@ -154,20 +154,25 @@ def test_overwrite_of_the_same_kind_replaces_atomically(outputs: dict[str, Path]
 
 
 def test_stale_temporaries_of_killed_writers_are_cleaned(outputs: dict[str, Path], tmp_path: Path) -> None:
-    dead = _dead_pid()
+    from eegalign.io import process_space_tag
+
+    dead, tag = _dead_pid(), process_space_tag()
     old = time.time() - 3600
-    stale = tmp_path / f".tmp-eval-{dead}-abcd_123"
-    live = tmp_path / f".tmp-eval-{os.getppid()}-abcd_456"  # a running process's: never touched
-    young = tmp_path / f".tmp-eval-{dead}-abcd_789"  # too recent to be sure
-    other = tmp_path / f".tmp-evaluation-{dead}-abcd_000"  # another output's
-    for d in (stale, live, young, other):
+    stale = tmp_path / f".tmp-eval-{dead}-abcd_123"  # no tag (or another host's), dead PID, old: removed
+    ours = tmp_path / f".tmp-eval-{dead}-{tag}-abcd_321"  # this host's, dead PID, recent: removed at once
+    trash = tmp_path / f".trash-eval-{dead}-{tag}-0badf00d"
+    live = tmp_path / f".tmp-eval-{os.getppid()}-{tag}-abcd_456"  # a running process's: never touched
+    young = tmp_path / f".tmp-eval-{dead}-abcd_789"  # no tag and recent: maybe a live writer on another host
+    foreign = tmp_path / f".tmp-eval-{dead}-0123abcd-abcd_654"  # another host's tag, recent: the same
+    other = tmp_path / f".tmp-evaluation-{dead}-{tag}-abcd_000"  # another output's
+    for d in (stale, ours, trash, live, young, foreign, other):
         d.mkdir()
         (d / "x").write_text("partial")
     for d in (stale, live, other):
         os.utime(d, (old, old))
     assert main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmp_path / "eval"), *FAST_EVAL]) == 0
-    assert not stale.exists()
-    assert live.exists() and young.exists() and other.exists()
+    assert not stale.exists() and not ours.exists() and not trash.exists()
+    assert live.exists() and young.exists() and foreign.exists() and other.exists()
 
 
 def _dead_pid() -> int:
@@ -245,6 +250,17 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
         assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
+def test_run_directory_inside_the_input_cache_is_refused(cache_copy: Path, capsys) -> None:
+    """The cache is an input: a run (fit, or validate's records) never writes into it, also through a symlink."""
+    before = _snapshot(cache_copy)
+    link = cache_copy.parent / "link"
+    link.symlink_to(cache_copy)
+    for root in (cache_copy, cache_copy / "run", link / "run"):
+        rc = _fit_inproc(cache_copy, root)
+        assert "is, or is inside, --data.cache" in _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(cache_copy) == before and not (cache_copy / "run").exists()
+
+
 def test_resume_from_a_truncated_or_foreign_checkpoint_changes_nothing(small_cache: Path, tmp_path: Path,
                                                                        capsys) -> None:
     for name, truncate, expect in (("cut", True, "cannot resume"), ("other", False, "do not fit this model")):
@@ -315,6 +331,27 @@ def test_second_concurrent_fit_is_refused_and_ctrl_c_exits_130(small_cache: Path
     epoch = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
     r = _fit(small_cache, root, "--trainer.max_epochs", str(epoch + 2), "--ckpt_path", "last")
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_ctrl_c_in_a_command_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGINT while `data synth` writes: exit 130, `eegalign: interrupted` on its own line, no output, no temporary."""
+    out = tmp_path / "synth"
+    proc = subprocess.Popen([sys.executable, "-m", "eegalign", "data", "synth", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        t0 = time.monotonic()
+        while not list(tmp_path.glob(".tmp-synth-*")):  # it is writing now
+            assert proc.poll() is None and time.monotonic() - t0 < 120, "synth ended before it could be interrupted"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read().replace("\r", "\n")
+    assert "eegalign: interrupted" in err.splitlines() and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.fixture

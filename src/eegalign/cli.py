@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in LIGHTNING_COMMANDS:
             from eegalign.commands.lightning_checks import check_argv
 
-            check_argv(rest)  # binary --config, pickled --ckpt_path: one line, before Lightning starts
+            check_argv(rest, command)  # binary --config, pickled --ckpt_path: one line, before Lightning starts
             return int(module.run_lightning(command, rest) or 0)
         parser = OneLineParser(prog=f"eegalign {command}", description=help_text)
         module.add_arguments(parser)
@@ -151,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.debug = debug
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
+        _close_progress_bars()  # so that the message starts its own line
         print("eegalign: interrupted", file=sys.stderr)
         return 130
     except SystemExit:

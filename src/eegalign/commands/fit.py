@@ -161,12 +161,19 @@ def _interrupt_flag() -> Any:
 
 
 def _check_before_writing(cli: Any, root: Any) -> None:
-    """Before anything is written: the checkpoint to resume is intact and fits the model; there is room."""
+    """Before anything is written: the run directory is not in the input cache, the checkpoint to resume is
+    intact and fits the model, the checkpoint's preprocessing matches the cache, there is room."""
     from pathlib import Path
 
     from eegalign.checkpoint_io import check_resume, checkpoint_size_estimate
+    from eegalign.errors import ConfigError
     from eegalign.outputs import check_writable
 
+    cache_dir = getattr(cli.datamodule, "cache_path", None)
+    if cache_dir and Path(cache_dir).resolve() in (Path(root).resolve(), *Path(root).resolve().parents):
+        raise ConfigError(f"--trainer.default_root_dir {root} is, or is inside, --data.cache {cache_dir}: a run never writes "
+                          f"into its input cache (a later `data prepare --overwrite` would delete it); choose a "
+                          f"directory outside the cache")
     callback = cli._get(cli.config_init, "checkpoint", default=None)
     ckpt_dir = Path(getattr(callback, "dirpath", None) or Path(root) / "checkpoints")
     ckpt_path = cli._get(cli.config, "ckpt_path", default=None)
