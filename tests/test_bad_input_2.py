@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import lightning.pytorch  # noqa: F401 - imported at collection: its log handler binds to the session stderr, not a test's
 
 from eegalign.cli import main
 
@@ -62,8 +63,15 @@ def _manifest(c: Path, change) -> None:
     (c / "manifest.json").write_text(json.dumps(change(m)))
 
 
+def _shuffle_rows(c: Path) -> None:
+    """Same rows, same counts per split, other order: only the recorded checksum tells."""
+    meta = pd.read_parquet(c / "meta.parquet")
+    meta.sample(frac=1.0, random_state=0).to_parquet(c / "meta.parquet", index=False)
+
+
 CACHE_CASES = {
     "meta-rows-dropped": (_drop_rows, "rows but eeg.npy holds"),
+    "meta-rows-shuffled": (_shuffle_rows, "was changed after the cache was prepared"),
     "meta-garbage": (_garbage_meta, "not a readable parquet"),
     "meta-renamed": (_renamed_meta, "no meta.parquet"),
     "labels-out-of-range": (_labels_out_of_range, "labels span"),
@@ -156,6 +164,43 @@ def test_old_checkpoint_without_record_warns(small_cache: Path, capsys) -> None:
     assert capsys.readouterr().err == ""
 
 
+def _norm_changed(cache: Path, dst: Path) -> Path:
+    """A copy of ``cache`` whose manifest records another normalisation (as `prepare --norm channel` would)."""
+    import shutil
+
+    shutil.copytree(cache, dst)
+    _manifest(dst, lambda m: {**m, "params": {**m["params"], "norm": "channel"}})
+    return dst
+
+
+def test_lightning_subcommands_refuse_a_checkpoint_of_another_preprocessing(small_cache: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    """validate/test/predict --ckpt_path and a resumed fit check the checkpoint's preprocessing record
+    against --data.cache, like evaluate --ckpt (the first case as a fresh process, the others in-process)."""
+    from importlib import resources
+
+    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
+    run = tmp_path / "run"
+    common = ["--config", demo, *FIT_ONE]
+    r = _cli("fit", *common, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run))
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    other = _norm_changed(small_cache, tmp_path / "other")
+    r = _cli("validate", *common, "--data.cache", str(other), "--trainer.default_root_dir", str(tmp_path / "v"),
+             "--ckpt_path", str(ckpt))
+    line = _one_error_line(r.returncode, r.stderr)
+    assert "norm: trained on 'global', this cache 'channel'" in line and "--allow-preprocessing-mismatch" in line
+    assert not (tmp_path / "v").exists()
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    rc = main(["fit", *common, "--trainer.max_epochs", "2", "--data.cache", str(other), "--trainer.default_root_dir",
+               str(run), "--ckpt_path", "last"])
+    assert "to resume anyway" in _one_error_line(rc, capsys.readouterr().err)
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    rc = main(["predict", *common, "--data.cache", str(other), "--trainer.default_root_dir", str(tmp_path / "p"),
+               "--ckpt_path", str(ckpt), "--allow-preprocessing-mismatch"])
+    assert rc == 0 and "prepared differently" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- predictions-file metadata
 
 
@@ -203,6 +248,51 @@ def test_predictions_metadata_is_validated(tmp_path: Path, capsys, case: str) ->
     assert not out.exists()
 
 
+
+# ----------------------------------------------------------------------------- hand-edited outputs read back
+
+
+def _generation_dir(root: Path, index: object) -> Path:
+    root.mkdir()
+    (root / "generation.json").write_text(json.dumps(index))
+    (root / ".eegalign-output.json").write_text(json.dumps({"kind": "generation"}))
+    return root
+
+
+GEN_CASES = {
+    "not-a-mapping": ([1, 2], "expected a mapping"),
+    "trials-not-a-list": ({"settings": {}, "trials": 5}, "expected a mapping"),
+    "index-not-int": ({"settings": {}, "trials": [{"index": "0", "eeg": "images/0.png"}]}, "integer 'index'"),
+    "path-outside": ({"settings": {}, "trials": [{"index": 0, "eeg": "../../outside.png"}]}, "inside the output"),
+}
+
+
+@pytest.mark.parametrize("case", list(GEN_CASES))
+def test_generation_json_is_validated_before_use(tmp_path: Path, capsys, case: str) -> None:
+    """--nway-only and --merge read generation.json back: a damaged one is one line (it was an internal error),
+    and an image path leaving the directory is never followed."""
+    index, expect = GEN_CASES[case]
+    gen = _generation_dir(tmp_path / "gen", index)
+    for argv in (["--nway-only", "--out", str(gen)], ["--merge", str(gen), str(gen), "--out", str(tmp_path / "m")]):
+        rc = main(["generate", *argv, "--classifier", str(tmp_path / "no-classifier")])
+        assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+@pytest.mark.parametrize("content", [[1], {"source_cache": "cache"}, {"source_cache": {"record": 5}}],
+                         ids=["list", "source-not-object", "record-not-object"])
+def test_model_directory_preprocess_json_is_validated(small_cache: Path, tmp_path: Path, capsys, content) -> None:
+    from eegalign.models import build_model
+    from eegalign.pretrained import preprocess_from_cache, save_pretrained
+
+    enc = build_model("mlp", n_chans=128, n_times=440, out_shape=(1024,), hidden=8)
+    model = save_pretrained(enc, tmp_path / "model", preprocess=preprocess_from_cache(small_cache), route="image")
+    (model / "preprocess.json").write_text(json.dumps(content))
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--model", str(model), "--cache", str(small_cache), "--out", str(out)])
+    assert "preprocess.json" in _one_error_line(rc, capsys.readouterr().err) and not out.exists()
+
+
 # ----------------------------------------------------------------------------- argparse and Lightning paths
 
 
@@ -246,6 +336,23 @@ def test_lightning_configuration_errors(small_cache: Path, tmp_path: Path, case:
     r = _cli("fit", *extra, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run), *FIT_ONE)
     assert expect in _one_error_line(r.returncode, r.stderr)
     assert not list(run.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("subcommand, extra, expect", [
+    ("test", [], "needs --ckpt_path"),  # would score the untrained model and exit 0
+    ("validate", ["--ckpt_path", "no-such.ckpt"], "no such checkpoint file"),  # Lightning noticed after writing records
+    ("fit", ["--data.num_workers", "-1"], "num_workers"),  # was an internal ValueError
+])
+def test_lightning_paths_refused_before_writing(small_cache: Path, tmp_path: Path, capsys, subcommand: str,
+                                                extra: list[str], expect: str) -> None:
+    from importlib import resources
+
+    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
+    run = tmp_path / "run"
+    rc = main([subcommand, "--config", demo, *FIT_ONE, "--data.cache", str(small_cache), "--trainer.default_root_dir",
+               str(run), *extra])
+    assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert not run.exists()
 
 
 @pytest.mark.parametrize("bad", [{"lr": float("nan")}, {"lr": -1.0}, {"lr": float("inf")}, {"weight_decay": float("inf")},
@@ -370,6 +477,11 @@ def test_generate_checks_nway_before_generating(tmp_path: Path, capsys, args: li
     for mode in (["--nway-only"], ["--merge", str(tmp_path / "a"), str(tmp_path / "b")]):
         rc = main(["generate", "--out", str(out), "--classifier", "c", *mode, *args])
         assert expect in _one_error_line(rc, capsys.readouterr().err)
+    # without --classifier the options do nothing, but an impossible value is still refused (never silently ignored)
+    rc = main(["generate", "--predictions", str(tmp_path / "p.safetensors"), "--out", str(out), "--sd-model",
+               str(tmp_path / "no-sd"), *args])
+    err = capsys.readouterr().err
+    assert expect in _one_error_line(rc, err) and "without --classifier" in err and not out.exists()
 
 
 # ----------------------------------------------------------------------------- targets: cache targets and --train-targets

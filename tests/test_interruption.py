@@ -2,7 +2,8 @@
 
 - `fit` killed during training and resumed with `--ckpt_path last` loses at most the work since
   the last checkpoint and ends with exactly the weights of an uninterrupted run.
-- `data prepare` killed mid-way leaves nothing that looks like a cache, and a re-run completes.
+- `data prepare` killed mid-way leaves nothing that looks like a cache, and a re-run completes and
+  removes the killed process's temporary directory.
 """
 
 from __future__ import annotations
@@ -85,3 +86,5 @@ def test_prepare_killed_leaves_no_cache_and_rerun_completes(medium_cache: Path, 
         Cache.open(out)
     assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
     assert Cache.open(out).eeg.shape[0] == Cache.open(medium_cache).eeg.shape[0]
+    # the killed process's temporary (same host, dead PID) was removed by the re-run, not left to fill the disk
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]

@@ -93,7 +93,7 @@ def test_compare_into_a_compared_run_is_refused(outputs: dict[str, Path], tmp_pa
 
 def test_synth_over_a_cache_is_refused(cache_copy: Path, capsys) -> None:
     before = _snapshot(cache_copy)
-    rc = main(["data", "synth", "--out", str(cache_copy), "--overwrite", "--subjects", "1", "--classes", "2",
+    rc = main(["data", "synth", "--out", str(cache_copy), "--overwrite", "--subjects", "1", "--classes", "3",
                "--images-per-class", "1"])
     line = _one_error_line(rc, capsys.readouterr().err)
     assert "is an eegalign cache" in line and "replaces only an earlier synthetic data set" in line
@@ -154,20 +154,25 @@ def test_overwrite_of_the_same_kind_replaces_atomically(outputs: dict[str, Path]
 
 
 def test_stale_temporaries_of_killed_writers_are_cleaned(outputs: dict[str, Path], tmp_path: Path) -> None:
-    dead = _dead_pid()
+    from eegalign.io import process_space_tag
+
+    dead, tag = _dead_pid(), process_space_tag()
     old = time.time() - 3600
-    stale = tmp_path / f".tmp-eval-{dead}-abcd_123"
-    live = tmp_path / f".tmp-eval-{os.getppid()}-abcd_456"  # a running process's: never touched
-    young = tmp_path / f".tmp-eval-{dead}-abcd_789"  # too recent to be sure
-    other = tmp_path / f".tmp-evaluation-{dead}-abcd_000"  # another output's
-    for d in (stale, live, young, other):
+    stale = tmp_path / f".tmp-eval-{dead}-abcd_123"  # no tag (or another host's), dead PID, old: removed
+    ours = tmp_path / f".tmp-eval-{dead}-{tag}-abcd_321"  # this host's, dead PID, recent: removed at once
+    trash = tmp_path / f".trash-eval-{dead}-{tag}-0badf00d"
+    live = tmp_path / f".tmp-eval-{os.getppid()}-{tag}-abcd_456"  # a running process's: never touched
+    young = tmp_path / f".tmp-eval-{dead}-abcd_789"  # no tag and recent: maybe a live writer on another host
+    foreign = tmp_path / f".tmp-eval-{dead}-0123abcd-abcd_654"  # another host's tag, recent: the same
+    other = tmp_path / f".tmp-evaluation-{dead}-{tag}-abcd_000"  # another output's
+    for d in (stale, ours, trash, live, young, foreign, other):
         d.mkdir()
         (d / "x").write_text("partial")
     for d in (stale, live, other):
         os.utime(d, (old, old))
     assert main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmp_path / "eval"), *FAST_EVAL]) == 0
-    assert not stale.exists()
-    assert live.exists() and young.exists() and other.exists()
+    assert not stale.exists() and not ours.exists() and not trash.exists()
+    assert live.exists() and young.exists() and foreign.exists() and other.exists()
 
 
 def _dead_pid() -> int:
@@ -236,6 +241,10 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
     rc = _fit_inproc(small_cache, run)
     assert "already holds a run" in _one_error_line(rc, capsys.readouterr().err)
     assert _snapshot(run) == before and not (run / ".eegalign-run.lock").exists()
+    (run / "checkpoints" / "last.ckpt").unlink()  # a run that failed before its first checkpoint: kept, and said so
+    before = _snapshot(run)
+    rc = _fit_inproc(small_cache, run)
+    assert "saved no checkpoint" in _one_error_line(rc, capsys.readouterr().err) and _snapshot(run) == before
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
@@ -243,6 +252,17 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
         rc = _fit_inproc(small_cache, mine, *extra)
         assert "not a run directory" in _one_error_line(rc, capsys.readouterr().err)
         assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_run_directory_inside_the_input_cache_is_refused(cache_copy: Path, capsys) -> None:
+    """The cache is an input: a run (fit, or validate's records) never writes into it, also through a symlink."""
+    before = _snapshot(cache_copy)
+    link = cache_copy.parent / "link"
+    link.symlink_to(cache_copy)
+    for root in (cache_copy, cache_copy / "run", link / "run"):
+        rc = _fit_inproc(cache_copy, root)
+        assert "is, or is inside, --data.cache" in _one_error_line(rc, capsys.readouterr().err)
+    assert _snapshot(cache_copy) == before and not (cache_copy / "run").exists()
 
 
 def test_resume_from_a_truncated_or_foreign_checkpoint_changes_nothing(small_cache: Path, tmp_path: Path,
@@ -317,6 +337,27 @@ def test_second_concurrent_fit_is_refused_and_ctrl_c_exits_130(small_cache: Path
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+def test_ctrl_c_in_a_command_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGINT while `data synth` writes: exit 130, `eegalign: interrupted` on its own line, no output, no temporary."""
+    out = tmp_path / "synth"
+    proc = subprocess.Popen([sys.executable, "-m", "eegalign", "data", "synth", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        t0 = time.monotonic()
+        while not list(tmp_path.glob(".tmp-synth-*")):  # it is writing now
+            assert proc.poll() is None and time.monotonic() - t0 < 120, "synth ended before it could be interrupted"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read().replace("\r", "\n")
+    assert "eegalign: interrupted" in err.splitlines() and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.fixture
 def tmpfs(tmp_path: Path):
     """A small tmpfs mount (root only); the test is skipped where mounting is not allowed."""
@@ -366,12 +407,73 @@ def test_full_disk_is_refused_before_the_work(small_cache: Path, outputs: dict[s
     rc = _fit_inproc(small_cache, tmpfs / "run")
     assert "not enough free space" in _one_error_line(rc, capsys.readouterr().err)
     assert not (tmpfs / "run").exists()
+    rc = main(["data", "synth", "--out", str(tmpfs / "big")])  # the default set's EEG alone is ~258 MiB
+    assert "not enough free space" in _one_error_line(rc, capsys.readouterr().err)
+    assert not (tmpfs / "big").exists()
     # an output that does not fit: the write fails, one line, nothing left behind
     (tmpfs / "filler").unlink()
     _fill(tmpfs, leave=8 << 10)
     rc = main(["evaluate", "--predictions", str(outputs["preds"]), "--out", str(tmpfs / "eval"), *FAST_EVAL])
     _one_error_line(rc, capsys.readouterr().err)
     assert not (tmpfs / "eval").exists() and not list(tmpfs.glob(".tmp-*"))
+    # a write that passes the up-front estimate (the EEG: 3 trials, 660 KiB) but fails on the rest (targets,
+    # images): a library's own disk-full error is the same one line, saying what to do
+    (tmpfs / "filler").unlink()
+    _fill(tmpfs, leave=1200 << 10)
+    rc = main(["data", "synth", "--out", str(tmpfs / "synth"), "--subjects", "1", "--classes", "3",
+               "--images-per-class", "1"])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    assert "No space left on device" in line and "free some space" in line and "Errno" not in line
+    assert not (tmpfs / "synth").exists() and not list(tmpfs.glob(".tmp-*"))
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path, small_cache: Path):
+    """A directory holding a copy of the cache, where nobody can write: a tmpfs remounted read-only when root
+    (chmod does not stop root), else mode 555. Skipped where root may not mount."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    if os.geteuid() != 0:
+        shutil.copytree(small_cache, d / "cache")
+        for p in (d / "cache" / "targets", d / "cache", d):
+            p.chmod(0o555)
+        yield d
+        for p in (d, d / "cache", d / "cache" / "targets"):
+            p.chmod(0o755)
+        return
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()[:80]})")
+    try:
+        shutil.copytree(small_cache, d / "cache")
+        subprocess.run(["mount", "-o", "remount,ro", str(d)], check=True, capture_output=True)
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_read_only_output_is_refused_before_the_work(small_cache: Path, synthetic_dir: Path,
+                                                     outputs: dict[str, Path], read_only_dir: Path, capsys) -> None:
+    """Every command that writes checks it can, before computing anything: one line naming the option to change."""
+    ro = read_only_dir
+    commands = {
+        "--out": [["evaluate", "--predictions", str(outputs["preds"]), "--out", str(ro / "e"), *FAST_EVAL],
+                  ["baseline", "ridge", "--cache", str(small_cache), "--out", str(ro / "r"), "--alphas", "1"],
+                  ["data", "prepare", "--source", str(synthetic_dir), "--out", str(ro / "c")],
+                  ["data", "synth", "--out", str(ro / "s"), "--subjects", "1", "--classes", "2"],
+                  ["compare", str(outputs["eval"]), "--out", str(ro / "cmp")],
+                  ["audit", "--cache", str(small_cache), "--out", str(ro / "a")]],
+        "--trainer.default_root_dir": [["fit", "--data.cache", str(small_cache), *FIT, "--trainer.default_root_dir",
+                                        str(ro / "run")]],
+    }
+    for option, argvs in commands.items():
+        for argv in argvs:
+            line = _one_error_line(main(argv), capsys.readouterr().err)
+            assert "cannot write in" in line and f"choose a writable {option}" in line, (argv, line)
+    line = _one_error_line(main(["embed", "--cache", str(ro / "cache"), "--image-model", str(ro / "no-model")]),
+                           capsys.readouterr().err)
+    assert "cannot write in" in line and "targets" in line and "choose a writable cache directory" in line
+    assert [p.name for p in ro.iterdir()] == ["cache"]
 
 
 # --------------------------------------------------------------------------- generate --nway-only

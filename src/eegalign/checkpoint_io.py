@@ -30,7 +30,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} does not take storage_options")
         import torch
 
-        from eegalign.io import clean_stale, fsync_path
+        from eegalign.io import clean_stale, fsync_path, temp_prefix
 
         final = Path(path)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if free < len(data):
             raise DataError(f"not enough free space to write {final}: it needs {len(data) / 2**20:.1f} MiB, "
                             f"{free / 2**20:.1f} MiB are free (the previous checkpoints are intact)")
-        fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(final.name), dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

@@ -13,6 +13,7 @@ with exit status 1, and with its traceback only under ``--debug``.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -36,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("eegalign.commands.models", "list the registered encoders and their presets"),
     "export": ("eegalign.commands.export", "a checkpoint -> a self-contained model directory (safetensors, ONNX, hub)"),
     "convert-seed": ("eegalign.commands.convert_seed", "a seed (original project) checkpoint -> a model directory"),
+    "replay": ("eegalign.commands.replay", "publish a cache's trials as live LSL EEG + marker streams"),
+    "stream": ("eegalign.commands.stream", "decode live LSL EEG at each marker with a model directory (JSON lines)"),
 }
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -79,10 +82,11 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full disk or quota
+
+
 def _is_disk_error(exc: BaseException) -> bool:
     """A full disk, a quota or a read-only file system: the user's to fix, reported in one line."""
-    import errno
-
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 
@@ -102,6 +106,9 @@ def _report_error(exc: BaseException, debug: bool) -> int:
         exc = EEGAlignError(misconfiguration_message(exc))
     if isinstance(exc, user_errors) or _is_disk_error(exc):
         msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        if _is_disk_error(exc) and exc.errno in _FULL:  # e.g. pyarrow's "[Errno 28] Error writing bytes to file"
+            where = f": {exc.filename}" if exc.filename else ""
+            msg = f"{os.strerror(exc.errno)}{where}; free some space (or choose another output place) and run the command again"
         msg = " ".join(clean_message(msg).split())  # one line, no ANSI codes
         print(f"eegalign: error: {msg}", file=sys.stderr)
         return 2
@@ -136,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in LIGHTNING_COMMANDS:
             from eegalign.commands.lightning_checks import check_argv
 
-            check_argv(rest)  # binary --config, pickled --ckpt_path: one line, before Lightning starts
+            check_argv(rest, command)  # binary --config, pickled --ckpt_path: one line, before Lightning starts
             return int(module.run_lightning(command, rest) or 0)
         parser = OneLineParser(prog=f"eegalign {command}", description=help_text)
         module.add_arguments(parser)
@@ -144,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.debug = debug
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
+        _close_progress_bars()  # so that the message starts its own line
         print("eegalign: interrupted", file=sys.stderr)
         return 130
     except SystemExit:

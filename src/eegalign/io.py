@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -42,13 +43,40 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(parent: Path, name: str, max_age_s: float = STALE_AGE_S) -> list[Path]:
-    """Remove ``.tmp-NAME-PID-*`` / ``.trash-NAME-PID*`` siblings of ``parent/name`` left by killed processes.
+@functools.lru_cache(maxsize=1)
+def process_space_tag() -> str:
+    """8 hex digits naming this host, boot and PID namespace: where a PID in a temporary's name means this process.
 
-    Only entries with our naming, whose PID is not running and that are older than ``max_age_s``
-    are removed (a live writer, or another host's on a shared file system, is never touched).
+    A temporary carrying our tag whose PID is not running was certainly left by a killed process;
+    one with another tag (another host on a shared file system, a container, an earlier boot or an
+    eegalign before the tag) may belong to a live writer elsewhere.
     """
-    pattern = re.compile(rf"^\.(?:tmp|trash)-{re.escape(name)}-(\d+)-[a-z0-9_]{{8}}$")  # mkdtemp/mkstemp: 8 chars
+    import hashlib
+    import socket
+
+    parts = [socket.gethostname()]
+    for source in (lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                   lambda: os.readlink("/proc/self/ns/pid")):
+        try:
+            parts.append(source())
+        except OSError:
+            parts.append("?")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
+
+
+def temp_prefix(name: str, kind: str = "tmp") -> str:
+    """``.tmp-NAME-PID-TAG-`` (``tempfile`` appends 8 random characters): what :func:`clean_stale` recognises."""
+    return f".{kind}-{name}-{os.getpid()}-{process_space_tag()}-"
+
+
+def clean_stale(parent: Path, name: str, max_age_s: float = STALE_AGE_S) -> list[Path]:
+    """Remove ``.tmp-NAME-PID-*`` / ``.trash-NAME-PID-*`` siblings of ``parent/name`` left by killed processes.
+
+    Only entries with our naming whose PID is not running are removed: at once when their tag says
+    the PID is of this host, boot and PID namespace (:func:`process_space_tag`), else only once they
+    are older than ``max_age_s`` (a live writer on another host of a shared file system is never touched).
+    """
+    pattern = re.compile(rf"^\.(?:tmp|trash)-{re.escape(name)}-(\d+)-(?:([0-9a-f]{{8}})-)?[a-z0-9_]{{8}}$")
     removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
@@ -60,7 +88,7 @@ def clean_stale(parent: Path, name: str, max_age_s: float = STALE_AGE_S) -> list
         if not m or _pid_alive(int(m.group(1))):
             continue
         try:
-            if now - entry.lstat().st_mtime < max_age_s:
+            if m.group(2) != process_space_tag() and now - entry.lstat().st_mtime < max_age_s:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
@@ -117,7 +145,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
     if _exchange(tmp, final):  # tmp now holds the old content, under our stale-cleanable name
         old = tmp
     else:
-        old = final.with_name(f".trash-{final.name}-{os.getpid()}-{os.urandom(4).hex()}")
+        old = final.with_name(f"{temp_prefix(final.name, 'trash')}{os.urandom(4).hex()}")
         os.replace(final, old)
         os.replace(tmp, final)
     fsync_path(final.parent)
@@ -133,7 +161,7 @@ def atomic_dir(
 ) -> Iterator[Path]:
     """Yield a temporary sibling directory; swap it in as ``final`` only if the block succeeds.
 
-    On any exception the temporary directory is removed (a kill leaves it with a ``.tmp-NAME-PID-``
+    On any exception the temporary directory is removed (a kill leaves it with a ``.tmp-NAME-PID-TAG-``
     prefix that readers ignore and a later write removes), so ``final`` is either absent, the old
     output, or the new one complete. With ``kind``, the output's marker
     (:mod:`eegalign.outputs`) is written into it, and an existing ``final`` is replaced only if
@@ -144,7 +172,7 @@ def atomic_dir(
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(final.parent, final.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), dir=final.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); outputs get the usual permissions
     try:
         yield tmp
@@ -169,7 +197,7 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the same directory; fsync it and rename it to ``final`` on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(final.name), dir=final.parent)
     os.close(fd)
     tmp = Path(name)
     tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600)

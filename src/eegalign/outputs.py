@@ -88,30 +88,38 @@ def output_kind(directory: str | os.PathLike) -> str | None:
     return None
 
 
-def _nearest_existing(path: Path) -> Path:
+def _nearest_existing(path: Path, option: str = "--out") -> Path:
     """``path`` or its closest existing ancestor; a file on the way is refused (``--out`` under a file)."""
     for p in (path, *path.parents):
         if p.exists() or p.is_symlink():
             if not p.is_dir():
-                raise ConfigError(f"{p} is a file, not a directory: choose an --out that is a directory path")
+                raise ConfigError(f"{p} is a file, not a directory: choose {_a(option)} that is a directory path")
             return p
     return Path("/")
 
 
-def check_writable(path: str | os.PathLike, need_bytes: int = 0) -> None:
-    """Refuse (one line) if ``path`` (or the directory that would hold it) cannot be written or is too full."""
-    base = _nearest_existing(Path(path).absolute())
+def _a(option: str) -> str:
+    return f"an {option}" if option.lstrip("-")[:1] in "aeiou" else f"a {option}"
+
+
+def check_writable(path: str | os.PathLike, need_bytes: int = 0, option: str = "--out") -> None:
+    """Refuse (one line) if ``path`` (or the directory that would hold it) cannot be written or is too full.
+
+    ``option``: what the user sets to choose another place, named in the message (``--out``,
+    ``--trainer.default_root_dir`` ...).
+    """
+    base = _nearest_existing(Path(path).absolute(), option)
     try:
         fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=base)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise DataError(f"cannot write in {base} ({e.strerror or e}): choose a writable --out") from None
+        raise DataError(f"cannot write in {base} ({e.strerror or e}): choose a writable {option}") from None
     free = shutil.disk_usage(base).free
     if need_bytes and free < need_bytes:
         raise DataError(
             f"not enough free space in {base}: this output needs about {need_bytes / 2**20:.0f} MiB, "
-            f"{free / 2**20:.0f} MiB are free; free some space or choose another --out"
+            f"{free / 2**20:.0f} MiB are free; free some space or choose another {option}"
         )
 
 

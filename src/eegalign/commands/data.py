@@ -64,11 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing cache prepared differently")
 
 
+def _synth_eeg_bytes(args: argparse.Namespace) -> int:
+    """A lower bound of the size of a synthetic data set (its float32 EEG), for the free-space check.
+
+    cvpr40 layout: subjects x classes x images-per-class trials of 128 x 440 samples (its fixed montage);
+    0 (no estimate) for the things-eeg2 layout or nonsensical counts, which the writer refuses itself.
+    """
+    if args.layout != "cvpr40" or min(args.subjects, args.classes, args.images_per_class) < 1:
+        return 0
+    return args.subjects * args.classes * args.images_per_class * 128 * 440 * 4
+
+
 def run(args: argparse.Namespace) -> int:
     from eegalign.outputs import check_not_input, check_out, check_writable
 
     if args.action == "synth":
-        check_out(args.out, "synthetic", overwrite=args.overwrite)
+        check_out(args.out, "synthetic", overwrite=args.overwrite, need_bytes=_synth_eeg_bytes(args))
     else:
         check_not_input(args.out, [args.source, args.splits])
         check_writable(args.out)

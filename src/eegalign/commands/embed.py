@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.outputs import check_writable
 
     cache = Cache.open(args.cache)
-    check_writable(Path(cache.path) / "targets")  # before loading models and embedding every image
+    # before loading models and embedding every image
+    check_writable(Path(cache.path) / "targets", option="cache directory (embed writes its targets/ there)")
     routes = ("image", "text") if args.route == "both" else (args.route,)
     for route in routes:
         fn, model = (embed_images, args.image_model) if route == "image" else (embed_texts, args.text_model)

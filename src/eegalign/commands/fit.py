@@ -25,7 +25,8 @@ ENCODER_HELP = (
     "of documentation, are listed at the end of this help (also: `eegalign fit --model.encoder.help "
     "eegalign.models.NervFormer`); set one with `--model.encoder.init_args.NAME VALUE` (e.g. "
     "--model.encoder.init_args.n_heads 4). `--model.cpu_kernels true` swaps in the CPU training kernels "
-    "(same weights; docs/performance.md)."
+    "(same weights; docs/performance.md). A --ckpt_path trained on a cache prepared differently from "
+    "--data.cache is refused; --allow-preprocessing-mismatch goes on anyway."
 )
 
 
@@ -144,6 +145,7 @@ def _atomic_save_config() -> type:
 
 _HELD_LOCKS: list[Any] = []
 _INTERRUPTED: list[bool] = []
+_ALLOW_MISMATCH: list[bool] = []  # --allow-preprocessing-mismatch given (eegalign's flag, not Lightning's)
 
 
 def _interrupt_flag() -> Any:
@@ -159,21 +161,50 @@ def _interrupt_flag() -> Any:
 
 
 def _check_before_writing(cli: Any, root: Any) -> None:
-    """Before anything is written: the checkpoint to resume is intact and fits the model; there is room."""
+    """Before anything is written: the run directory is not in the input cache, the checkpoint to resume is
+    intact and fits the model, the checkpoint's preprocessing matches the cache, there is room."""
     from pathlib import Path
 
     from eegalign.checkpoint_io import check_resume, checkpoint_size_estimate
+    from eegalign.errors import ConfigError
     from eegalign.outputs import check_writable
 
+    cache_dir = getattr(cli.datamodule, "cache_path", None)
+    if cache_dir and Path(cache_dir).resolve() in (Path(root).resolve(), *Path(root).resolve().parents):
+        raise ConfigError(f"--trainer.default_root_dir {root} is, or is inside, --data.cache {cache_dir}: a run never writes "
+                          f"into its input cache (a later `data prepare --overwrite` would delete it); choose a "
+                          f"directory outside the cache")
     callback = cli._get(cli.config_init, "checkpoint", default=None)
     ckpt_dir = Path(getattr(callback, "dirpath", None) or Path(root) / "checkpoints")
     ckpt_path = cli._get(cli.config, "ckpt_path", default=None)
     if cli.subcommand == "fit" and ckpt_path:
         check_resume(str(ckpt_path), ckpt_dir, cli.model)
+    if ckpt_path:
+        _check_ckpt_preprocessing(cli, str(ckpt_path), ckpt_dir)
     if cli.subcommand == "fit":
         top_k = getattr(callback, "save_top_k", 1)
         copies = (top_k if top_k > 0 else 0) + 2  # best-k, last, and the temporary file of a save
-        check_writable(ckpt_dir, need_bytes=copies * checkpoint_size_estimate(cli.model))
+        check_writable(ckpt_dir, need_bytes=copies * checkpoint_size_estimate(cli.model),
+                       option="--trainer.default_root_dir")
+
+
+def _check_ckpt_preprocessing(cli: Any, ckpt_path: str, ckpt_dir: Any) -> None:
+    """Refuse (one line) a ``--ckpt_path`` trained on a cache prepared differently from ``--data.cache``."""
+    from pathlib import Path
+
+    from eegalign.checkpoint_io import resolve_last
+    from eegalign.checkpoints import CHECKPOINT_KEY, read_checkpoint
+    from eegalign.data.preprocessing_record import check_preprocessing
+
+    path = resolve_last(Path(ckpt_dir)) if ckpt_path == "last" else Path(ckpt_path)
+    manifest = getattr(getattr(cli.datamodule, "cache", None), "manifest", None)
+    if path is None or not path.is_file() or not isinstance(manifest, dict):
+        return  # "best"/"hpc"/"registry", nothing to resume, or a datamodule without an eegalign cache
+    meta = read_checkpoint(path).get(CHECKPOINT_KEY)
+    if not isinstance(meta, dict):
+        return  # not written by eegalign fit: no record to compare (Lightning loads it as it is)
+    doing = {"fit": "resume"}.get(cli.subcommand, cli.subcommand)
+    check_preprocessing(meta.get("preprocessing"), manifest, f"checkpoint {path}", bool(_ALLOW_MISMATCH), doing)
 
 
 def _open_run_dir(cli: Any, root: Any) -> Any:
@@ -285,6 +316,12 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     # Lightning's own use of a torch pytree API that torch 2.13 deprecates: nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_drop_lightning_tips)
+    from eegalign.data.preprocessing_record import ALLOW_FLAG
+
+    _ALLOW_MISMATCH.clear()
+    if ALLOW_FLAG in argv:
+        _ALLOW_MISMATCH.append(True)
+        argv = [a for a in argv if a != ALLOW_FLAG]
     try:
         cli = _cli_class()(
             AlignmentModule,

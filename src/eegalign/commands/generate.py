@@ -14,6 +14,7 @@ Three modes:
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,8 +82,8 @@ def _add_selection_and_scoring_arguments(parser: argparse.ArgumentParser) -> Non
                    help="this process's share of the selected trials (e.g. one per GPU), merged later with --merge")
 
     n = parser.add_argument_group("scores: N-way top-k accuracy and reconstruction metrics")
-    n.add_argument("--nway", type=int, nargs="+", default=[50, 35], metavar="N", help="candidate counts N (default 50 35)")
-    n.add_argument("--topk", type=int, nargs="+", default=[1], metavar="K", help="k of top-k (default 1)")
+    n.add_argument("--nway", type=int, nargs="+", metavar="N", help="candidate counts N (default 50 35; with --classifier)")
+    n.add_argument("--topk", type=int, nargs="+", metavar="K", help="k of top-k (default 1; with --classifier)")
     n.add_argument("--draws", type=int, default=50, help="seeded distractor draws per image (default 50)")
     n.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CI (default 1000)")
     n.add_argument("--recon-models", metavar="DIR",
@@ -93,13 +94,18 @@ def _add_selection_and_scoring_arguments(parser: argparse.ArgumentParser) -> Non
 
 
 def _scoring_settings(args: argparse.Namespace, run_module):
-    """(N-way settings or None, reconstruction settings) from the command line."""
-    nway = None
-    if args.classifier:
-        nway = run_module.NWaySettings(
-            classifier=args.classifier, ns=tuple(args.nway), ks=tuple(args.topk), draws=args.draws, seed=args.seed,
-            n_boot=args.n_boot, device=args.device,
-        )
+    """(N-way settings, reconstruction settings) from the command line.
+
+    The N-way settings are built (and so checked) even without ``--classifier``: an impossible
+    ``--nway``/``--topk`` is refused in every case; the caller scores N-way only with a classifier.
+    """
+    nway = run_module.NWaySettings(
+        classifier=args.classifier or "", ns=tuple(args.nway or (50, 35)), ks=tuple(args.topk or (1,)),
+        draws=args.draws, seed=args.seed, n_boot=args.n_boot, device=args.device,
+    )
+    if not args.classifier and (args.nway or args.topk):
+        print("eegalign: warning: --nway/--topk score N-way accuracy with an ImageNet-1k classifier: without "
+              "--classifier M no N-way accuracy is computed", file=sys.stderr)
     recon = run_module.ReconSettings(models_dir=args.recon_models, device=args.device, n_boot=args.n_boot, seed=args.seed)
     return nway, recon
 
@@ -129,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from eegalign.generation.settings import validate_scoring
 
     validate_scoring(nway, recon, args.grid_rows)  # every mode: --nway/--topk refused before any model or image
+    nway = nway if args.classifier else None
     if args.nway_only:
         if nway is None:
             raise ConfigError("--nway-only needs --classifier M (an ImageNet-1k classifier)")

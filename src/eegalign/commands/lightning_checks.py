@@ -46,19 +46,41 @@ def check_config_file(path: str) -> None:
 
 def check_ckpt_path(path: str) -> None:
     """A ``--ckpt_path`` file must load with ``weights_only=True`` (never unpickled), as a Lightning checkpoint."""
-    if path in SPECIAL_CKPT or not Path(path).is_file():
+    if path in SPECIAL_CKPT or path.startswith("registry:"):
         return
+    if not Path(path).is_file():  # Lightning notices only after it has written the run's records
+        raise ConfigError(f"--ckpt_path {path}: no such checkpoint file (a checkpoint of `eegalign fit`, e.g. "
+                          f"RUN/checkpoints/last.ckpt)")
     from eegalign.checkpoints import read_checkpoint
 
     read_checkpoint(path)  # WeightsError, one line, for pickles, truncated and foreign files
 
 
-def check_argv(argv: list[str]) -> None:
-    """Check every ``--config`` and ``--ckpt_path`` of a Lightning subcommand's arguments."""
-    for cfg in option_values(argv, "--config"):
+def check_argv(argv: list[str], subcommand: str | None = None) -> None:
+    """Check every ``--config`` and ``--ckpt_path`` of a Lightning subcommand's arguments.
+
+    ``validate``/``test``/``predict`` also need a ``--ckpt_path`` (on the command line or in a
+    ``--config``): without one they would score the untrained, randomly initialised model and exit 0.
+    """
+    configs = option_values(argv, "--config")
+    for cfg in configs:
         check_config_file(cfg)
-    for ckpt in option_values(argv, "--ckpt_path"):
+    ckpts = option_values(argv, "--ckpt_path")
+    for ckpt in ckpts:
         check_ckpt_path(ckpt)
+    asks_help = any(a in ("-h", "--help") or a.endswith(".help") or a.startswith("--print_config") for a in argv)
+    if (subcommand in ("validate", "test", "predict") and not asks_help and not ckpts
+            and not any(_config_has_ckpt(c) for c in configs)):
+        raise ConfigError(f"eegalign {subcommand} needs --ckpt_path (a checkpoint of `eegalign fit`, e.g. "
+                          f"RUN/checkpoints/last.ckpt): without one it would score an untrained, randomly initialised model")
+
+
+def _config_has_ckpt(path: str) -> bool:
+    """True if the ``--config`` file (already checked to be a YAML mapping) sets ``ckpt_path``."""
+    import yaml
+
+    p = Path(path)
+    return p.is_file() and bool((yaml.safe_load(p.read_text()) or {}).get("ckpt_path"))
 
 
 def misconfiguration_message(exc: BaseException) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from eegalign.data.cache_check import file_sha256
 from eegalign.errors import ConfigError, DataError
 
 ROUTES = ("image", "text")
@@ -254,6 +255,7 @@ def _prepare_cache(
                 "format": fmt,
                 "params": params,
                 "n_trials": int(len(meta)),
+                "meta_sha256": file_sha256(tmp / "meta.parquet"),
                 "n_chans": int(records.eeg.shape[1]),
                 "n_times": int(records.eeg.shape[2]),
                 "counts": counts,
@@ -349,7 +351,7 @@ def _prepare_things(plan: Any, source: Path, out: Path, *, params: dict[str, Any
         write_json(tmp / "manifest.json", {
             "eegalign_version": version, "fingerprint": fp, "source": str(source),
             "source_identity": {k: v for k, v in identity.items() if k != "files"}, "format": "things-eeg2",
-            "params": params, "n_trials": int(len(meta)), "n_chans": shape[1], "n_times": shape[2], "counts": counts,
+            "params": params, "n_trials": int(len(meta)), "meta_sha256": file_sha256(tmp / "meta.parquet"), "n_chans": shape[1], "n_times": shape[2], "counts": counts,
             "subjects": params["subjects"], "n_images": int(meta["image_id"].nunique()), "classes": plan.classes,
             "images": f"{len(plan.images)} stimulus images in images/", "targets": copied, "notes": plan.notes,
         })

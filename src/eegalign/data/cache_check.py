@@ -114,6 +114,29 @@ def check_meta(path: Path, meta: Any, n: int, manifest: dict[str, Any]) -> None:
             raise DataError(f"{f} splits {have} disagree with manifest.json's counts {counts}; {_redo(path)}")
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (``meta.parquet``: recorded in the manifest by ``prepare``, checked at every open)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_meta_unchanged(path: Path, manifest: dict[str, Any]) -> None:
+    """``meta.parquet`` must be the file ``prepare`` wrote (caches from before the record are not checked).
+
+    Rows reordered or edited with the counts kept pass every other check, yet pair each EEG trial
+    with another trial's label, subject or image.
+    """
+    want = manifest.get("meta_sha256")
+    if isinstance(want, str) and file_sha256(path / "meta.parquet") != want:
+        raise DataError(f"{path / 'meta.parquet'} was changed after the cache was prepared (its checksum differs from "
+                        f"manifest.json's meta_sha256): its rows may no longer match eeg.npy; {_redo(path)}")
+
+
 def check_stats(path: Path, stats: Any) -> None:
     """``stats.json`` must be a JSON object (the preprocessing record)."""
     if not isinstance(stats, dict):
@@ -138,4 +161,5 @@ def check_cache(cache: Any) -> None:
     check_eeg(path, eeg, cache.manifest)
     meta = read_meta(path)
     check_meta(path, meta, int(eeg.shape[0]), cache.manifest)
+    check_meta_unchanged(path, cache.manifest)
     cache.__dict__.update(eeg=eeg, meta=meta, stats=stats)  # the Cache's cached properties: read once

@@ -174,6 +174,8 @@ class EEGDataModule(pl.LightningDataModule):
             raise ConfigError(f"unknown predict_split {predict_split!r}: expected train, validation or test")
         if batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
+        if num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0 (0 loads batches in the main process), got {num_workers}")
         self.cache_path = str(cache)
         self.cache = Cache.open(cache)
         self.route, self.batch_size, self.num_workers = route, int(batch_size), int(num_workers)

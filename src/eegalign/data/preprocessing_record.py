@@ -39,11 +39,13 @@ def differences(trained: dict[str, Any], evaluated: dict[str, Any]) -> list[str]
     return out
 
 
-def check_preprocessing(recorded: Any, manifest: dict[str, Any], what: str, allow: bool = False) -> None:
+def check_preprocessing(recorded: Any, manifest: dict[str, Any], what: str, allow: bool = False,
+                        doing: str = "evaluate") -> None:
     """Refuse to apply ``what`` (a checkpoint) to a cache prepared differently from its training cache.
 
     ``recorded``: the checkpoint's record (None for checkpoints written before it existed: a warning).
     ``allow``: report the difference as a warning instead (the user's explicit choice).
+    ``doing``: the verb for the messages (``evaluate``, ``resume``, ``validate``, ...).
     """
     if not isinstance(recorded, dict):
         print(f"eegalign: warning: {what} does not record the preprocessing of its training cache (an older "
@@ -54,9 +56,9 @@ def check_preprocessing(recorded: Any, manifest: dict[str, Any], what: str, allo
         return
     text = "; ".join(diff)
     if allow:
-        print(f"eegalign: warning: evaluating {what} on a cache prepared differently ({text})", file=sys.stderr)
+        print(f"eegalign: warning: {doing} with {what} on a cache prepared differently ({text})", file=sys.stderr)
         return
     raise DataError(
         f"{what} was trained on a cache prepared differently ({text}); prepare the cache with the same settings, "
-        f"or pass {ALLOW_FLAG} to evaluate anyway"
+        f"or pass {ALLOW_FLAG} to {doing} anyway"
     )

@@ -75,6 +75,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -240,17 +241,11 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def _draw_stimulus(c: int, e: np.ndarray, size: int, rng: np.random.Generator) -> bytes:
-    """JPEG bytes of the stimulus of class ``c`` whose deviation latent is ``e`` (d,)."""
-    from PIL import Image, ImageDraw
-    from scipy.special import ndtr
+def _draw_background(draw: Any, pattern: str, size: int, bg_hue: float) -> None:
+    """Paint the class's background ``pattern`` (plain, stripes, dots, checker, gradient) over a ``size``-pixel square.
 
-    u = ndtr(e[:8])  # image factors in (0, 1), driven by the latent deviation
-    hue, bg_hue = _palette(c)
-    shape = _SHAPES[c % len(_SHAPES)]
-    pattern = _PATTERNS[(c // len(_SHAPES)) % len(_PATTERNS)]
-    img = Image.new("RGB", (size, size), _hsv(bg_hue, 0.25, 0.85))
-    draw = ImageDraw.Draw(img)
+    ``draw`` (a ``PIL.ImageDraw.ImageDraw``) draws on an image already filled with the background colour.
+    """
     fg2 = _hsv(bg_hue, 0.45, 0.65)
     step = max(size // 8, 4)
     if pattern == "stripes":
@@ -268,11 +263,12 @@ def _draw_stimulus(c: int, e: np.ndarray, size: int, rng: np.random.Generator) -
     elif pattern == "gradient":
         for y in range(size):
             draw.line([0, y, size, y], fill=_hsv(bg_hue, 0.2 + 0.5 * y / size, 0.9))
-    # The class object: position, size, rotation and hue follow the image latent.
-    cx, cy = size * (0.3 + 0.4 * u[0]), size * (0.3 + 0.4 * u[1])
-    rad = size * (0.16 + 0.14 * u[2])
-    rot = 2 * math.pi * u[3]
-    colour = _hsv(hue + 0.08 * (u[4] - 0.5), 0.65 + 0.3 * u[5], 0.6 + 0.35 * u[6])
+
+
+def _draw_shape(
+    draw: Any, shape: str, cx: float, cy: float, rad: float, rot: float, colour: tuple[int, int, int]
+) -> None:
+    """Draw the class object ``shape`` centred at (``cx``, ``cy``) with radius ``rad``, rotation ``rot`` (radians)."""
 
     def poly(n: int, r_in: float | None = None) -> list[tuple[float, float]]:
         pts = []
@@ -301,12 +297,32 @@ def _draw_stimulus(c: int, e: np.ndarray, size: int, rng: np.random.Generator) -
         w = rad * 0.35
         draw.rectangle([cx - rad, cy - w, cx + rad, cy + w], fill=colour)
         draw.rectangle([cx - w, cy - rad, cx + w, cy + rad], fill=colour)
+
+
+def _draw_stimulus(c: int, e: np.ndarray, size: int, rng: np.random.Generator) -> bytes:
+    """JPEG bytes of the stimulus of class ``c`` whose deviation latent is ``e`` (d,)."""
+    from PIL import Image, ImageDraw
+    from scipy.special import ndtr
+
+    u = ndtr(e[:8])  # image factors in (0, 1), driven by the latent deviation
+    hue, bg_hue = _palette(c)
+    shape = _SHAPES[c % len(_SHAPES)]
+    pattern = _PATTERNS[(c // len(_SHAPES)) % len(_PATTERNS)]
+    img = Image.new("RGB", (size, size), _hsv(bg_hue, 0.25, 0.85))
+    draw = ImageDraw.Draw(img)
+    _draw_background(draw, pattern, size, bg_hue)
+    # The class object: position, size, rotation and hue follow the image latent.
+    cx, cy = size * (0.3 + 0.4 * u[0]), size * (0.3 + 0.4 * u[1])
+    rad = size * (0.16 + 0.14 * u[2])
+    rot = 2 * math.pi * u[3]
+    colour = _hsv(hue + 0.08 * (u[4] - 0.5), 0.65 + 0.3 * u[5], 0.6 + 0.35 * u[6])
+    _draw_shape(draw, shape, cx, cy, rad, rot, colour)
     # a few small distractors (count from the latent) and pixel noise
     for _ in range(int(u[7] * 4)):
         x, y = rng.uniform(0, size, 2)
         r = rng.uniform(2, size * 0.05)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=_hsv(bg_hue + 0.25, 0.5, 0.5))
-    arr = np.asarray(img, dtype=np.float32) + rng.normal(0.0, 6.0, (size, size, 3))
+    arr = np.asarray(img, dtype=np.float32) + rng.normal(0.0, 6.0, (size, size, 3))  # (size, size, 3)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90)
@@ -397,10 +413,23 @@ class SyntheticWorld:
 
     # EEG model -------------------------------------------------------------------------
     def _build_eeg_model(self, rng: np.random.Generator) -> None:
-        p, d, k = self.params, LATENT_DIM, N_COMPONENTS
-        pos = _channel_positions(p.n_chans)
+        """Draw the EEG model from ``rng`` (components, amplitudes, subject mixing, noise maps) and calibrate
+        the noise to ``snr``. The draw order is part of the deterministic stream."""
+        pos = _channel_positions(self.params.n_chans)  # (C, 3)
         self._pos = pos
-        # Component templates: centres from occipital (early) to parietal/central (late).
+        centres, widths, neg_offset = self._draw_components(rng)
+        self.amplitudes = self._draw_amplitudes(rng)  # (S, M, K)
+        self.mixing = self._draw_mixing(rng, pos, centres, widths, neg_offset)  # (S, C, K)
+        self._draw_noise_maps(rng, pos)
+        self._calibrate()
+
+    def _draw_components(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Draw the K components' waveform parameters (stored) and spatial templates (returned).
+
+        Returns ``centres`` (K, 3), ``widths`` (K,) and ``neg_offset`` (K, 3), the negative blob relative
+        to the positive one. Centres run from occipital (early) to parietal/central (late).
+        """
+        k = N_COMPONENTS
         lat_ms = np.sort(rng.uniform(80, 400, k))
         lat_ms[0] = min(lat_ms[0], 110.0)
         y_centre = np.linspace(-0.8, 0.1, k) + rng.normal(0, 0.1, k)
@@ -414,26 +443,44 @@ class SyntheticWorld:
         self._tau_s = rng.uniform(0.015, 0.04, k)
         self._freq = rng.uniform(4.0, 12.0, k)
         self._polarity = rng.choice([-1.0, 1.0], k)
+        return centres, widths, neg_offset
+
+    def _draw_amplitudes(self, rng: np.random.Generator) -> np.ndarray:
+        """Noise-free evoked amplitudes (S, M, K): mean ERP plus subject gains times latent projections."""
+        d, k = LATENT_DIM, N_COMPONENTS
         # Latent -> amplitude maps (unit-variance projections of z).
         scale = 1.0 / math.sqrt(d * (1 + IMAGE_DEVIATION**2))
         g, h, q = (rng.standard_normal((k, d)) * scale for _ in range(3))
         z = self.latents
         mod = z @ g.T + 0.6 * np.tanh(2.0 * (z @ h.T)) + 0.4 * ((z @ q.T) ** 2 - 1.0) / math.sqrt(2)  # (M, K)
         mu = rng.uniform(*MEAN_ERP, k)  # stimulus-independent mean ERP amplitude
-        s_count = p.subjects
-        gains = np.exp(rng.normal(0, 0.2, (s_count, k)))
-        self.amplitudes = mu[None, None] + gains[:, None, :] * mod[None]  # (S, M, K)
-        # Subject mixing: jittered dipolar blobs, plus a little channel-level spatial noise.
-        mixing = np.empty((s_count, p.n_chans, k))
-        for s in range(s_count):
+        gains = np.exp(rng.normal(0, 0.2, (self.params.subjects, k)))  # (S, K)
+        return mu[None, None] + gains[:, None, :] * mod[None]  # (S, M, K)
+
+    def _draw_mixing(
+        self,
+        rng: np.random.Generator,
+        pos: np.ndarray,
+        centres: np.ndarray,
+        widths: np.ndarray,
+        neg_offset: np.ndarray,
+    ) -> np.ndarray:
+        """Subject mixing (S, C, K): jittered dipolar blobs around the templates, plus a little channel-level
+        spatial noise, unit rms per column. ``pos`` (C, 3); templates as returned by :meth:`_draw_components`."""
+        p, k = self.params, N_COMPONENTS
+        mixing = np.empty((p.subjects, p.n_chans, k))
+        for s in range(p.subjects):
             for j in range(k):
                 c = centres[j] + rng.normal(0, 0.12, 3)
                 w = widths[j] * math.exp(rng.normal(0, 0.1))
                 col = _blob(pos, c, w) - 0.6 * _blob(pos, c + neg_offset[j], w * 1.3)
                 mixing[s, :, j] = col * math.exp(rng.normal(0, 0.15))
             mixing[s] += 0.05 * rng.standard_normal((p.n_chans, k))
-        self.mixing = mixing / np.sqrt(np.mean(mixing**2, axis=1, keepdims=True))  # unit rms per column
-        # Noise spatial structure.
+        return mixing / np.sqrt(np.mean(mixing**2, axis=1, keepdims=True))  # unit rms per column
+
+    def _draw_noise_maps(self, rng: np.random.Generator, pos: np.ndarray) -> None:
+        """Noise spatial structure over channel positions ``pos`` (C, 3): the mixed 1/f sources' maps and the
+        occipital alpha weighting (stored)."""
         n_src = _NOISE_SOURCES
         src_c = _normalize(rng.standard_normal((n_src, 3)) * [1, 1, 0.5] + [0, 0, 0.5])  # (n_src, 3)
         src_maps = np.stack([_blob(pos, c, rng.uniform(0.3, 0.6)) for c in src_c], 1)  # (C, n_src)
@@ -442,8 +489,12 @@ class SyntheticWorld:
         )  # (C, n_src), mean power over channels of the mixed sum = 1
         alpha_w = 1.0 / (1.0 + np.exp(6.0 * (pos[:, 1] + 0.3)))  # (C,) occipital (posterior, y < 0) weighting
         self._alpha_map = (alpha_w / np.sqrt(np.mean(alpha_w**2))).astype(np.float32)  # (C,) unit rms
-        # Evoked signal power over subjects, images, channels and time (noise-free, no jitter).
-        wave = self._waveforms(np.zeros((1, k)))[0]  # (K, T)
+
+    def _calibrate(self) -> None:
+        """Evoked signal power (over subjects, images, channels and time; noise-free, no jitter), the noise
+        std for ``snr`` and the output scale. Raises ConfigError when the epoch ends before any component."""
+        p = self.params
+        wave = self._waveforms(np.zeros((1, N_COMPONENTS)))[0]  # (K, T)
         gram_w = wave @ wave.T / p.n_times  # (K, K)
         gram_m = np.einsum("sck,scl->skl", self.mixing, self.mixing) / p.n_chans  # (S, K, K)
         a = self.amplitudes
@@ -610,6 +661,165 @@ def _nested_chunk(x_btc: np.ndarray):
     return pa.ListArray.from_arrays(pa.array(np.arange(0, b * t + 1, t, dtype=np.int32)), inner)
 
 
+@dataclass(frozen=True)
+class _Stimuli:
+    """What every trial row of an image repeats: its JPEG, id and caption, plus the class table."""
+
+    jpegs: list[bytes]  # (M,) class-major
+    image_ids: list[str]  # (M,)
+    captions: list[str]  # (M,)
+    table: list  # the first ``classes`` entries of ``cvpr40_classes()`` (wnid, name)
+
+
+def _stimuli(world: SyntheticWorld) -> _Stimuli:
+    """Draw every stimulus of ``world``, hash its id and caption it. Raises DataError on an id collision."""
+    from eegalign.data.classes import cvpr40_classes
+
+    table = cvpr40_classes()[: world.params.classes]
+    jpegs = world.stimuli()
+    image_ids = [image_id_from_bytes(b) for b in jpegs]
+    if len(set(image_ids)) != len(image_ids):  # pragma: no cover - sha1 prefix collision
+        raise DataError("synthetic data: two stimuli hash to the same image_id; use another seed")
+    captions = [
+        TEMPLATES[t].format(_with_article(table[c].name)) for t, c in zip(world.template_of, world.class_of)
+    ]
+    return _Stimuli(jpegs=jpegs, image_ids=image_ids, captions=captions, table=table)
+
+
+def _chunk_columns(
+    world: SyntheticWorld,
+    stim: _Stimuli,
+    design: BlockDesign | None,
+    s_blk: np.ndarray,
+    i_blk: np.ndarray,
+    x: np.ndarray,
+) -> dict:
+    """Arrow columns of one block of trials: subjects ``s_blk`` (B,) 0-based, images ``i_blk`` (B,), EEG ``x`` (B, C, T)."""
+    import pyarrow as pa
+
+    columns = {
+        "image": pa.array(
+            [{"bytes": stim.jpegs[i], "path": None} for i in i_blk],
+            type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+        ),
+        "conditioning_image": _nested_chunk(x.transpose(0, 2, 1)),  # (B, C, T) -> (B, T, C)
+        "caption": pa.array([stim.captions[i] for i in i_blk], type=pa.string()),
+        "label_folder": pa.array([stim.table[world.class_of[i]].wnid for i in i_blk], type=pa.string()),
+        "label": pa.array(world.class_of[i_blk].astype(np.int32)),
+        "subject": pa.array((s_blk + 1).astype(np.int32)),
+    }
+    if design is not None:
+        columns["session"] = pa.array(np.ones(len(s_blk), dtype=np.int32))
+        columns["block"] = pa.array(design.block[s_blk, i_blk].astype(np.int32))
+        columns["trial_index"] = pa.array(design.position[s_blk, i_blk].astype(np.int32))
+    return columns
+
+
+def _write_split(
+    path: Path,
+    world: SyntheticWorld,
+    stim: _Stimuli,
+    design: BlockDesign | None,
+    features: Any,
+    rows: tuple[np.ndarray, np.ndarray],
+    trial_rng: np.random.Generator,
+    bar: Any,
+) -> None:
+    """Simulate the trials ``rows`` = (subject (n,), image (n,)) and write them to the parquet file ``path``.
+
+    ``features`` (``datasets.Features``) sets the columns and schema. One parquet row group per block of
+    ``_CHUNK`` trials, so memory stays bounded at any size; ``bar`` (a tqdm bar) advances per block.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets.table import cast_array_to_feature
+
+    subj, img = rows
+    schema = features.arrow_schema  # carries the "huggingface" features metadata load_dataset reads
+    with pq.ParquetWriter(str(path), schema=schema) as writer:
+        for lo in range(0, len(img), _CHUNK):
+            s_blk, i_blk = subj[lo : lo + _CHUNK], img[lo : lo + _CHUNK]
+            x = world.eeg(s_blk, i_blk, trial_rng)  # (B, C, T)
+            if design is not None:
+                x += design.offsets[s_blk, i_blk][:, :, None]  # (B, C, 1): drift over the whole epoch
+            columns = _chunk_columns(world, stim, design, s_blk, i_blk, x)
+            arrays = [cast_array_to_feature(columns[name], feat) for name, feat in features.items()]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            bar.update(len(x))
+
+
+def _write_targets(root: Path, world: SyntheticWorld, image_ids: list[str]) -> None:
+    """Ground-truth ``targets/{image,text}.safetensors`` (rows in ``image_ids`` order) under ``root``."""
+    from eegalign.io import save_tensors
+
+    meta = {"image_ids": image_ids, "model": f"synthetic:{world.params.seed}"}
+    save_tensors(
+        root / "targets" / "image.safetensors",
+        {"embeddings": world.image_targets},
+        {**meta, "route": "image"},
+    )
+    save_tensors(
+        root / "targets" / "text.safetensors",
+        {"embeddings": world.text_targets},
+        {**meta, "route": "text"},
+    )
+
+
+def _synthetic_info(world: SyntheticWorld, stim: _Stimuli, counts: dict[str, int]) -> dict:
+    """The content of ``synthetic.json``: parameters, constants, calibration, classes, per-image rows and
+    ``counts`` (trials per split)."""
+    return {
+        "generator": "eegalign.data.synthetic",
+        "schema": "luigi-s/EEG_Image_CVPR_ALL_subj",
+        "params": _params_json(world.params),
+        "constants": {
+            "latent_dim": LATENT_DIM,
+            "n_components": N_COMPONENTS,
+            "image_deviation": IMAGE_DEVIATION,
+            "text_token_norm": TEXT_NORM,
+            "templates": list(TEMPLATES),
+        },
+        "signal_power": world.signal_power,
+        "noise_std": world.noise_std,
+        "eeg_units_scale": world._unit,
+        "classes": [c.wnid for c in stim.table],
+        "class_names": [c.name for c in stim.table],
+        "n_images": {s: int(np.sum(world.split_of == j)) for j, s in enumerate(SPLITS)},
+        "n_trials": counts,
+        "images": [
+            {"image_id": iid, "label": int(c), "split": SPLITS[int(sp)], "caption": cap}
+            for iid, c, sp, cap in zip(stim.image_ids, world.class_of, world.split_of, stim.captions)
+        ],
+    }
+
+
+def _write_dataset(out: Path, params: SynthParams, *, overwrite: bool, progress: bool) -> Path:
+    """Simulate the data set of validated ``params`` and write it to ``out`` atomically; return ``out``."""
+    from tqdm.auto import tqdm
+
+    from eegalign.io import atomic_dir, write_json
+
+    world = SyntheticWorld(params)
+    stim = _stimuli(world)
+    features = _features(params.eeg_layout, params.n_times, params.n_chans, params.blocked)
+    design = block_design(world, params.drift) if params.blocked else None
+    trial_rng = world.trial_rng()  # one stream over all splits, in SPLITS order
+    counts: dict[str, int] = {}
+
+    with atomic_dir(out, overwrite=overwrite, kind="synthetic", command="eegalign data synth") as tmp:
+        bar = tqdm(total=params.subjects * len(stim.image_ids), desc="synthesising EEG", unit="trial", disable=not progress)
+        for split_idx, split in enumerate(SPLITS):
+            rows = _split_rows(world, split_idx, trial_rng, design)  # subject-major rows
+            counts[split] = len(rows[1])
+            if not len(rows[1]):  # a split with fraction 0 gets no file (load_dataset rejects empty splits)
+                continue
+            _write_split(tmp / f"{split}.parquet", world, stim, design, features, rows, trial_rng, bar)
+        bar.close()
+        _write_targets(tmp, world, stim.image_ids)
+        write_json(tmp / "synthetic.json", _synthetic_info(world, stim, counts))
+    return out
+
+
 def write_synthetic_dataset(
     out_dir: str | os.PathLike,
     *,
@@ -644,14 +854,6 @@ def write_synthetic_dataset(
     the session of that many noise SDs (see :func:`block_design`). The defaults write exactly what
     they wrote before these options existed.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from datasets.table import cast_array_to_feature
-    from tqdm.auto import tqdm
-
-    from eegalign.data.classes import cvpr40_classes
-    from eegalign.io import atomic_dir, save_tensors, write_json
-
     params = SynthParams(
         subjects=int(subjects),
         classes=int(classes),
@@ -673,88 +875,4 @@ def write_synthetic_dataset(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-
-    world = SyntheticWorld(params)
-    table = cvpr40_classes()[: params.classes]
-    jpegs = world.stimuli()
-    image_ids = [image_id_from_bytes(b) for b in jpegs]
-    if len(set(image_ids)) != len(image_ids):  # pragma: no cover - sha1 prefix collision
-        raise DataError("synthetic data: two stimuli hash to the same image_id; use another seed")
-    captions = [
-        TEMPLATES[t].format(_with_article(table[c].name)) for t, c in zip(world.template_of, world.class_of)
-    ]
-    features = _features(params.eeg_layout, params.n_times, params.n_chans, params.blocked)
-    design = block_design(world, params.drift) if params.blocked else None
-    schema = features.arrow_schema  # carries the "huggingface" features metadata load_dataset reads
-    trial_rng = world.trial_rng()
-    counts: dict[str, int] = {}
-
-    with atomic_dir(out, overwrite=overwrite, kind="synthetic", command="eegalign data synth") as tmp:
-        bar = tqdm(total=params.subjects * len(image_ids), desc="synthesising EEG", unit="trial", disable=not progress)
-        for split_idx, split in enumerate(SPLITS):
-            subj, img = _split_rows(world, split_idx, trial_rng, design)  # subject-major rows
-            counts[split] = len(img)
-            if not len(img):  # a split with fraction 0 gets no file (load_dataset rejects empty splits)
-                continue
-            # One parquet row group per block of trials: memory stays bounded at any size.
-            with pq.ParquetWriter(str(tmp / f"{split}.parquet"), schema=schema) as writer:
-                for lo in range(0, len(img), _CHUNK):
-                    s_blk, i_blk = subj[lo : lo + _CHUNK], img[lo : lo + _CHUNK]
-                    x = world.eeg(s_blk, i_blk, trial_rng)  # (B, C, T)
-                    if design is not None:
-                        x += design.offsets[s_blk, i_blk][:, :, None]  # (B, C, 1): drift over the whole epoch
-                    columns = {
-                        "image": pa.array(
-                            [{"bytes": jpegs[i], "path": None} for i in i_blk],
-                            type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
-                        ),
-                        "conditioning_image": _nested_chunk(x.transpose(0, 2, 1)),  # (B, C, T) -> (B, T, C)
-                        "caption": pa.array([captions[i] for i in i_blk], type=pa.string()),
-                        "label_folder": pa.array([table[world.class_of[i]].wnid for i in i_blk], type=pa.string()),
-                        "label": pa.array(world.class_of[i_blk].astype(np.int32)),
-                        "subject": pa.array((s_blk + 1).astype(np.int32)),
-                    }
-                    if design is not None:
-                        columns["session"] = pa.array(np.ones(len(s_blk), dtype=np.int32))
-                        columns["block"] = pa.array(design.block[s_blk, i_blk].astype(np.int32))
-                        columns["trial_index"] = pa.array(design.position[s_blk, i_blk].astype(np.int32))
-                    arrays = [cast_array_to_feature(columns[name], feat) for name, feat in features.items()]
-                    writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-                    bar.update(len(x))
-        bar.close()
-        meta = {"image_ids": image_ids, "model": f"synthetic:{params.seed}"}
-        save_tensors(
-            tmp / "targets" / "image.safetensors",
-            {"embeddings": world.image_targets},
-            {**meta, "route": "image"},
-        )
-        save_tensors(
-            tmp / "targets" / "text.safetensors",
-            {"embeddings": world.text_targets},
-            {**meta, "route": "text"},
-        )
-        info = {
-            "generator": "eegalign.data.synthetic",
-            "schema": "luigi-s/EEG_Image_CVPR_ALL_subj",
-            "params": _params_json(params),
-            "constants": {
-                "latent_dim": LATENT_DIM,
-                "n_components": N_COMPONENTS,
-                "image_deviation": IMAGE_DEVIATION,
-                "text_token_norm": TEXT_NORM,
-                "templates": list(TEMPLATES),
-            },
-            "signal_power": world.signal_power,
-            "noise_std": world.noise_std,
-            "eeg_units_scale": world._unit,
-            "classes": [c.wnid for c in table],
-            "class_names": [c.name for c in table],
-            "n_images": {s: int(np.sum(world.split_of == j)) for j, s in enumerate(SPLITS)},
-            "n_trials": counts,
-            "images": [
-                {"image_id": iid, "label": int(c), "split": SPLITS[int(sp)], "caption": cap}
-                for iid, c, sp, cap in zip(image_ids, world.class_of, world.split_of, captions)
-            ],
-        }
-        write_json(tmp / "synthetic.json", info)
-    return out
+    return _write_dataset(out, params, overwrite=overwrite, progress=progress)

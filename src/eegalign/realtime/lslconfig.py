@@ -33,3 +33,11 @@ def use_local_config() -> str:
         raise ConfigError("pylsl was imported before --local could set LSLAPICFG; set LSLAPICFG yourself")
     os.environ[ENV] = str(local_config_path())
     return os.environ[ENV]
+
+
+def require_pylsl() -> None:
+    """Import pylsl, or raise a one-line :class:`ConfigError` saying how to install it."""
+    try:
+        import pylsl  # noqa: F401
+    except (ImportError, RuntimeError) as e:  # pylsl raises RuntimeError when its liblsl cannot be loaded
+        raise ConfigError(f"live decoding needs pylsl with liblsl ({e}); install it with `pip install eegalign[realtime]`") from None

@@ -1,0 +1,272 @@
+"""``eegalign stream``: decode live EEG at each marker and write one result per trial.
+
+Loop (one thread): pull whatever EEG arrived (returning as soon as one sample is there, or after
+``pull_timeout``), pull the markers, and cut every pending marker's epoch as soon as its last
+sample is buffered (:func:`~eegalign.realtime.epoching.cut_epoch` on LSL timestamps corrected
+onto the local clock). A ready epoch is preprocessed (:mod:`.preprocessing`), encoded
+(:mod:`.decoder`) and ranked against the gallery (:mod:`.gallery`); the result goes to the JSON
+lines log and the result outlet (:mod:`.results`).
+
+Stream loss (the source vanished, or no EEG sample for ``stall`` seconds) is reported; pending
+trials are logged as missed, and both streams are resolved again for up to ``timeout`` seconds.
+An ``{"event": "end"}`` marker (sent by ``eegalign replay``) ends the session once every
+earlier marker is handled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pylsl
+
+from eegalign.errors import DataError
+from eegalign.realtime.buffer import SampleBuffer
+from eegalign.realtime.decoder import Decoder
+from eegalign.realtime.epoching import MISSED, READY, cut_epoch
+from eegalign.realtime.gallery import Gallery
+from eegalign.realtime.inlets import EEGInlet, LostError, Marker, MarkerInlet, declared, resolve
+from eegalign.realtime.preprocessing import EpochPreprocessor
+from eegalign.realtime.results import ResultLog, ResultOutlet
+
+
+class StreamLost(DataError):
+    """The streams vanished and did not come back within the timeout."""
+
+
+@dataclass
+class Options:
+    """What ``eegalign stream`` was asked to do (see its ``--help``)."""
+
+    eeg_name: str
+    marker_name: str
+    result_name: str
+    timeout: float = 10.0
+    stall: float = 2.0
+    max_trials: int | None = None
+    pull_timeout: float = 0.005
+    top_k: int = 5
+    with_embedding: bool = False
+    buffer_s: float = 10.0
+
+
+@dataclass
+class Connection:
+    """The resolved streams: inlets, the preprocessing they still need and the sample period."""
+
+    eeg: EEGInlet
+    markers: MarkerInlet
+    prep: EpochPreprocessor
+    period: float
+
+    def close(self) -> None:
+        for inlet in (self.eeg, self.markers):
+            try:
+                inlet.close()
+            except Exception:  # noqa: BLE001 - closing a lost inlet may fail; nothing left to do
+                pass
+
+
+def _skip_steps(info: pylsl.StreamInfo, record: dict[str, Any]) -> tuple[frozenset[str], float]:
+    """Steps the source declares applied (checked against preprocess.json) and its replay rate (1 otherwise)."""
+    import json
+
+    block = declared(info)
+    applied = frozenset(s for s in block.get("applied", "").split(",") if s)
+    if "bandpass" in applied and json.loads(block.get("bandpass", "null")) != record.get("bandpass"):
+        raise DataError(f"stream {info.name()!r} was band-passed with {block.get('bandpass')} but the model expects "
+                        f"{record.get('bandpass')}: replay the cache the model was trained on")
+    return applied, float(block.get("rate", "1") or 1)
+
+
+def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: float) -> Connection | None:
+    """Resolve and open both streams within ``timeout`` seconds (None if either is not there); check the montage."""
+    end = time.monotonic() + timeout
+    info = resolve(opts.eeg_name, timeout)
+    mk_info = resolve(opts.marker_name, max(0.5, end - time.monotonic())) if info is not None else None
+    if info is None or mk_info is None:
+        return None
+    sfreq = float(record["sfreq"])
+    if info.channel_count() != decoder.n_chans or abs(info.nominal_srate() - sfreq) > 1e-6 * sfreq:
+        raise DataError(f"stream {opts.eeg_name!r} has {info.channel_count()} channels at {info.nominal_srate():g} Hz "
+                        f"but the model takes {decoder.n_chans} channels at {sfreq:g} Hz")
+    try:
+        eeg, markers = EEGInlet(info), MarkerInlet(mk_info)
+    except LostError:
+        return None
+    skip, rate = _skip_steps(eeg.info, record)
+    for inlet in (eeg, markers):
+        inlet.open(timeout=max(1.0, end - time.monotonic()))
+    return Connection(eeg, markers, EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate))
+
+
+class Session:
+    """One ``eegalign stream`` run: state across reconnections, counts, and the output sinks."""
+
+    def __init__(self, opts: Options, decoder: Decoder, gallery: Gallery, record: dict[str, Any],
+                 log: ResultLog, outlet: ResultOutlet | None, say: Callable[[str], None]):
+        self.opts, self.decoder, self.gallery, self.record = opts, decoder, gallery, record
+        self.log, self.outlet, self.say = log, outlet, say
+        self.buffer = SampleBuffer(decoder.n_chans, int(opts.buffer_s * float(record["sfreq"])))
+        self.pending: list[Marker] = []
+        self.decoded = self.missed = 0
+        self.ended = False
+        self.losses = 0
+
+    @property
+    def handled(self) -> int:
+        return self.decoded + self.missed
+
+    def done(self) -> bool:
+        if self.opts.max_trials is not None and self.handled >= self.opts.max_trials:
+            return True
+        return self.ended and not self.pending
+
+    def run(self, conn: Connection) -> None:
+        """Decode until done; on a loss, reconnect within the timeout or raise :class:`StreamLost`."""
+        while not self.done():
+            reason = self._pump(conn)
+            if reason is None:
+                continue
+            conn.close()
+            if self.ended:  # the source said it was done: what is still pending can no longer come
+                self._drop_pending(f"stream ended ({reason})")
+                return
+            conn = self._recover(reason)
+        conn.close()
+
+    def _pump(self, conn: Connection) -> str | None:
+        """Pull and decode until done or a loss; return the loss's reason (None when done)."""
+        last_data = time.monotonic()
+        while not self.done():
+            try:
+                data, ts = conn.eeg.pull(self.opts.pull_timeout)
+                markers = conn.markers.pull()
+            except LostError:
+                return "the source closed the stream"
+            now = time.monotonic()
+            if len(ts):
+                self.buffer.append(data, ts)
+                last_data = now
+            elif now - last_data > self.opts.stall:
+                return f"no EEG sample for {self.opts.stall:g} s"
+            for m in markers:
+                if m.is_end:
+                    self.ended = True
+                else:
+                    self.pending.append(m)
+            self._cut_pending(conn)
+        return None
+
+    def _cut_pending(self, conn: Connection) -> None:
+        """Decode every pending marker whose epoch is complete; log the missed ones."""
+        keep = []
+        for m in self.pending:
+            if self.opts.max_trials is not None and self.handled >= self.opts.max_trials:
+                break
+            cut = cut_epoch(self.buffer.data, self.buffer.timestamps, m.t, start_samples=conn.prep.start_samples,
+                            n_times=self.decoder.n_times, period=conn.period)
+            if cut.status == READY:
+                t_last = float(self.buffer.timestamps[cut.first_index + self.decoder.n_times - 1])
+                self._decode(m, cut.epoch, conn.prep, t_last)
+            elif cut.status == MISSED:
+                self._missed(m, cut.reason)
+            else:
+                keep.append(m)
+        self.pending = keep
+
+    def _decode(self, m: Marker, epoch: np.ndarray, prep: EpochPreprocessor, t_last: float) -> None:
+        """Preprocess, encode, rank; write and publish the trial's result (with the time of each stage)."""
+        clock = pylsl.local_clock
+        t_cut = clock()
+        x = prep(epoch[None])  # (C, T) -> (1, C, T)
+        t_prep = clock()
+        emb = self.decoder(x)[0]  # (*output_shape)
+        t_enc = clock()
+        top = self.gallery.top(emb, self.opts.top_k)
+        t_done = clock()
+        record = self._base(m) | {
+            "status": "ok", "t_done": t_done, "latency_ms": 1000.0 * (t_done - m.t),
+            "after_epoch_ms": 1000.0 * (t_done - t_last),
+            "stages_ms": {"wait": 1000.0 * (t_cut - t_last), "preprocess": 1000.0 * (t_prep - t_cut),
+                          "encode": 1000.0 * (t_enc - t_prep), "rank": 1000.0 * (t_done - t_enc)},
+            "top5": [{"item": name, "score": score} for name, score in top],
+        }
+        if self.opts.with_embedding:
+            record["embedding"] = emb.astype(np.float64).tolist()
+        self._emit(record, t_done)
+        self.decoded += 1
+
+    def _missed(self, m: Marker, reason: str) -> None:
+        t_done = pylsl.local_clock()
+        self._emit(self._base(m) | {"status": "missed", "reason": reason, "t_done": t_done}, t_done)
+        self.missed += 1
+
+    def _base(self, m: Marker) -> dict[str, Any]:
+        trial = m.fields.get("trial")
+        return {"trial": trial if isinstance(trial, int) else self.handled, "marker": m.raw, "image_id": m.image_id,
+                "t_marker": m.t}
+
+    def _emit(self, record: dict[str, Any], t_done: float) -> None:
+        line = self.log.write(record)
+        if self.outlet is not None:
+            self.outlet.push(line, t_done)
+
+    def _drop_pending(self, reason: str) -> None:
+        for m in self.pending:
+            self._missed(m, reason)
+        self.pending = []
+        self.buffer.clear()
+
+    def _recover(self, reason: str) -> Connection:
+        """Report a loss, log pending trials as missed, and resolve the streams again within the timeout."""
+        self.losses += 1
+        self.say(f"eegalign: warning: stream {self.opts.eeg_name!r} lost ({reason}) after {self.handled} trials; "
+                 f"results so far are in {self.log.path}; waiting up to {self.opts.timeout:g} s for it to come back")
+        self._drop_pending(f"stream lost ({reason})")
+        conn = connect(self.opts, self.decoder, self.record, self.opts.timeout)
+        if conn is None:
+            raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}) and not back within {self.opts.timeout:g} s; "
+                             f"{self.decoded} trials decoded, {self.missed} missed, results in {self.log.path}")
+        self.say(f"eegalign: stream {self.opts.eeg_name!r} is back; decoding again")
+        return conn
+
+
+def run_stream(model_dir: str | Path, out: str | Path, opts: Options, *, gallery: str = "prototypes",
+               cache: str | None = None, backend: str = "auto", threads: int = 1, overwrite: bool = False,
+               result_outlet: bool = True, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Decode the live streams ``opts`` names with the model directory's encoder into the log ``out``; return counts.
+
+    Raises :class:`StreamLost` when the streams vanish for longer than ``opts.timeout``, and
+    :class:`DataError` when they cannot be found within it (nothing is written then).
+    """
+    from eegalign.pretrained import read_preprocess
+    from eegalign.realtime.gallery import load_gallery
+    from eegalign.realtime.preprocessing import check_record
+
+    decoder = Decoder(model_dir, backend=backend, threads=threads)
+    record = read_preprocess(model_dir)
+    check_record(record)
+    items = load_gallery(gallery, record, decoder.config.get("route") or "image", decoder.output_shape, cache)
+    decoder.warm_up()
+    say(f"stream: {decoder.config['encoder'].get('name')} via {decoder.backend}; gallery: {len(items.names)} items "
+        f"({items.source}); waiting up to {opts.timeout:g} s for streams {opts.eeg_name!r} and {opts.marker_name!r}")
+    conn = connect(opts, decoder, record, opts.timeout)
+    if conn is None:
+        raise DataError(f"no LSL streams named {opts.eeg_name!r} and {opts.marker_name!r} found within {opts.timeout:g} s "
+                        "(is the source running, and on the same network settings: --local on both sides?)")
+    outlet = ResultOutlet(opts.result_name, f"eegalign-stream:{opts.result_name}") if result_outlet else None
+    say(f"stream: connected ({', '.join(conn.prep.steps()) or 'no'} preprocessing per epoch); results to {out}"
+        + (f" and LSL stream {opts.result_name!r}" if outlet else ""))
+    with ResultLog(out, overwrite=overwrite) as log:
+        session = Session(opts, decoder, items, record, log, outlet, say)
+        try:
+            session.run(conn)
+        finally:
+            say(f"stream: {session.decoded} trials decoded, {session.missed} missed, {session.losses} stream losses; "
+                f"results in {out}")
+    return {"decoded": session.decoded, "missed": session.missed, "losses": session.losses}
