@@ -248,6 +248,51 @@ def test_predictions_metadata_is_validated(tmp_path: Path, capsys, case: str) ->
     assert not out.exists()
 
 
+
+# ----------------------------------------------------------------------------- hand-edited outputs read back
+
+
+def _generation_dir(root: Path, index: object) -> Path:
+    root.mkdir()
+    (root / "generation.json").write_text(json.dumps(index))
+    (root / ".eegalign-output.json").write_text(json.dumps({"kind": "generation"}))
+    return root
+
+
+GEN_CASES = {
+    "not-a-mapping": ([1, 2], "expected a mapping"),
+    "trials-not-a-list": ({"settings": {}, "trials": 5}, "expected a mapping"),
+    "index-not-int": ({"settings": {}, "trials": [{"index": "0", "eeg": "images/0.png"}]}, "integer 'index'"),
+    "path-outside": ({"settings": {}, "trials": [{"index": 0, "eeg": "../../outside.png"}]}, "inside the output"),
+}
+
+
+@pytest.mark.parametrize("case", list(GEN_CASES))
+def test_generation_json_is_validated_before_use(tmp_path: Path, capsys, case: str) -> None:
+    """--nway-only and --merge read generation.json back: a damaged one is one line (it was an internal error),
+    and an image path leaving the directory is never followed."""
+    index, expect = GEN_CASES[case]
+    gen = _generation_dir(tmp_path / "gen", index)
+    for argv in (["--nway-only", "--out", str(gen)], ["--merge", str(gen), str(gen), "--out", str(tmp_path / "m")]):
+        rc = main(["generate", *argv, "--classifier", str(tmp_path / "no-classifier")])
+        assert expect in _one_error_line(rc, capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+@pytest.mark.parametrize("content", [[1], {"source_cache": "cache"}, {"source_cache": {"record": 5}}],
+                         ids=["list", "source-not-object", "record-not-object"])
+def test_model_directory_preprocess_json_is_validated(small_cache: Path, tmp_path: Path, capsys, content) -> None:
+    from eegalign.models import build_model
+    from eegalign.pretrained import preprocess_from_cache, save_pretrained
+
+    enc = build_model("mlp", n_chans=128, n_times=440, out_shape=(1024,), hidden=8)
+    model = save_pretrained(enc, tmp_path / "model", preprocess=preprocess_from_cache(small_cache), route="image")
+    (model / "preprocess.json").write_text(json.dumps(content))
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--model", str(model), "--cache", str(small_cache), "--out", str(out)])
+    assert "preprocess.json" in _one_error_line(rc, capsys.readouterr().err) and not out.exists()
+
+
 # ----------------------------------------------------------------------------- argparse and Lightning paths
 
 

@@ -241,6 +241,10 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
     rc = _fit_inproc(small_cache, run)
     assert "already holds a run" in _one_error_line(rc, capsys.readouterr().err)
     assert _snapshot(run) == before and not (run / ".eegalign-run.lock").exists()
+    (run / "checkpoints" / "last.ckpt").unlink()  # a run that failed before its first checkpoint: kept, and said so
+    before = _snapshot(run)
+    rc = _fit_inproc(small_cache, run)
+    assert "saved no checkpoint" in _one_error_line(rc, capsys.readouterr().err) and _snapshot(run) == before
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")

@@ -161,14 +161,17 @@ def test_live_equals_offline_for_every_trial(small_cache: Path, model_dir: Path,
     from eegalign.realtime.gallery import load_gallery
 
     name, out = _name(), tmp_path / "live.jsonl"
-    replay = _replay(small_cache, name, "--split", "train", "--rate", "8")
+    replay = _replay(small_cache, name, "--split", "train", "--rate", "4")
+    stream = subprocess.Popen(_stream_cmd(model_dir, name, out, "--backend", backend, "--with-embedding", "--timeout", "20"),
+                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        res = subprocess.run(_stream_cmd(model_dir, name, out, "--backend", backend, "--with-embedding", "--timeout", "20"),
-                             env=_env(), capture_output=True, text=True, timeout=90)
+        published = _collect(f"{name}-decoded", stream)
+        _, err = stream.communicate(timeout=90)
         assert replay.wait(timeout=30) == 0, replay.stderr.read()
     finally:
         replay.kill()
-    assert res.returncode == 0, res.stderr
+        stream.kill()
+    assert stream.returncode == 0, err
     rows = Cache.open(small_cache).split_indices("train")
     lines = _lines(out)
     assert [r["trial"] for r in lines] == list(range(len(rows))) and all(r["status"] == "ok" for r in lines)
@@ -182,6 +185,31 @@ def test_live_equals_offline_for_every_trial(small_cache: Path, model_dir: Path,
         assert [t["item"] for t in r["top5"]] == [n for n, _ in want]
         np.testing.assert_allclose([t["score"] for t in r["top5"]], [s for _, s in want], atol=1e-4)
         assert r["latency_ms"] > 0 and r["t_done"] > r["t_marker"]
+    by_trial = {r["trial"]: r for r in lines}  # the result outlet carries the same lines
+    assert published and all(by_trial[json.loads(p)["trial"]] == json.loads(p) for p in published)
+
+
+def _collect(result_stream: str, stream: subprocess.Popen) -> list[str]:
+    """Every line published on ``result_stream`` while ``stream`` runs (from when this inlet connects)."""
+    import pylsl
+
+    deadline, found = time.monotonic() + 40, []
+    while not found and stream.poll() is None and time.monotonic() < deadline:
+        found = pylsl.resolve_byprop("name", result_stream, 1, 0.5)
+    if not found:
+        return []
+    inlet = pylsl.StreamInlet(found[0], recover=False)
+    got: list[str] = []
+    try:
+        inlet.open_stream(timeout=5)
+        while time.monotonic() < deadline + 60:
+            samples, _ = inlet.pull_chunk(timeout=0.2)
+            got.extend(s[0] for s in samples)
+            if stream.poll() is not None and not samples:
+                break
+    except pylsl.util.LostError:
+        pass
+    return got
 
 
 def test_interrupted_replay_is_reported_and_results_kept(small_cache: Path, model_dir: Path, tmp_path: Path) -> None:

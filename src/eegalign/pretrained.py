@@ -130,9 +130,15 @@ def read_preprocess(model_dir: str | os.PathLike) -> dict[str, Any]:
     """preprocess.json of a model directory."""
     path = Path(model_dir) / PREPROCESS
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise WeightsError(f"cannot read {path} ({first_line(e)})") from None
+    source = record.get("source_cache") if isinstance(record, dict) else None
+    if (not isinstance(record, dict) or not isinstance(source, (dict, type(None)))
+            or not isinstance((source or {}).get("record"), (dict, type(None)))):
+        raise WeightsError(f"{path} is not an eegalign preprocess.json (a JSON object whose 'source_cache' and its "
+                           f"'record' are objects); write the model directory again with `eegalign export`")
+    return record
 
 
 def load_pretrained(model_dir: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:

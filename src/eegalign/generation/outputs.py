@@ -87,9 +87,30 @@ def load_index(out: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{out} holds no {INDEX}: it is not the output of `eegalign generate`")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        index = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path} is not valid JSON ({e})") from e
+    check_index(path, index)
+    return index
+
+
+def check_index(path: Path, index: Any) -> None:
+    """One-line :class:`DataError` unless ``index`` has the shape `generate` writes: a mapping with a ``settings``
+    mapping and a list of trial records, each with an integer ``index`` and image paths that stay inside the
+    output directory (a hand-edited ``../x`` would read or write outside it)."""
+    bad = f"{path} is not a generation.json written by `eegalign generate`"
+    if not isinstance(index, dict) or not isinstance(index.get("trials"), list) or not isinstance(index.get("settings"), dict):
+        raise DataError(f"{bad} (expected a mapping with 'settings' and a list of 'trials')")
+    for rec in index["trials"]:
+        if not isinstance(rec, dict) or not isinstance(rec.get("index"), int) or isinstance(rec.get("index"), bool):
+            raise DataError(f"{bad}: every trial record needs an integer 'index', got {str(rec)[:80]}")
+        for image_set in IMAGE_SETS:
+            rel = rec.get(image_set)
+            if rel is None:
+                continue
+            if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise DataError(f"{bad}: trial {rec['index']} {image_set!r} must be a path inside the output "
+                                f"directory, got {rel!r}")
 
 
 def rescore(out: str | os.PathLike, nway: NWaySettings, recon: ReconSettings | None = None,
