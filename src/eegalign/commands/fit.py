@@ -108,10 +108,11 @@ def _cli_class() -> type:
             if cfg.get("logger") in (None, True):
                 from lightning.pytorch.loggers import TensorBoardLogger
 
-                cfg["logger"] = [
-                    TensorBoardLogger(save_dir=str(root), name="", version="", default_hp_metric=False),
-                    _safe_csv_logger()(save_dir=str(root), name="", version="", records=records),
-                ]
+                tensorboard = TensorBoardLogger(save_dir=str(root), name="", version="", default_hp_metric=False)
+                # it writes its hyperparameters file (in place) only if absent: name it as the CSV logger's,
+                # which writes it atomically first, so no stray or half-written hparams.yaml appears
+                tensorboard.NAME_HPARAMS_FILE = records.hparams
+                cfg["logger"] = [tensorboard, _safe_csv_logger()(save_dir=str(root), name="", version="", records=records)]
             plugins = cfg.get("plugins") or []
             plugins = plugins if isinstance(plugins, list) else [plugins]
             if not any(hasattr(p, "save_checkpoint") for p in plugins):
