@@ -12,7 +12,8 @@ A train step is forward + backward + ``torch.optim.AdamW`` (default implementati
 fp32, MSE to random targets. Rounds alternate the implementations and two conditions: idle (as
 idle as the machine is) and with one competing busy process that this script starts and stops
 (a Python busy loop). The speed-up of each round is seed time / our time; the table reports the
-median and the range over rounds.
+median and the range over rounds, and the range of the 1-minute load average before the rounds
+(what else was running on the machine).
 
 Also per network, of the plain path (device-independent, GPU-relevant): forward GFLOP per sample
 (``torch.utils.flop_counter``), forward+backward GFLOP per sample, and activation memory per
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -121,6 +123,7 @@ def run(name: str, rounds: int, steps: int, batch: int) -> dict:
     result.update(plain_costs(ours, ours.n_chans, ours.n_times))
     for r in range(rounds):
         for cond in ("idle", "busy"):
+            load = os.getloadavg()[0]  # 1-minute load average before the round (other users of the machine)
             hog = busy_process() if cond == "busy" else None
             try:
                 order = ["seed", "plain", "kernels"] if r % 2 == 0 else ["kernels", "plain", "seed"]
@@ -129,9 +132,9 @@ def run(name: str, rounds: int, steps: int, batch: int) -> dict:
                 if hog is not None:
                     hog.kill()
                     hog.wait()
-            result["rounds"].append({"round": r, "condition": cond, "seconds": times})
-            print(json.dumps({"model": name, "round": r, "condition": cond, **{k: round(v, 3) for k, v in times.items()}}),
-                  flush=True)
+            result["rounds"].append({"round": r, "condition": cond, "seconds": times, "load": load})
+            print(json.dumps({"model": name, "round": r, "condition": cond, "load": round(load, 2),
+                              **{k: round(v, 3) for k, v in times.items()}}), flush=True)
     return result
 
 
@@ -144,7 +147,9 @@ def summarise(res: dict) -> list[str]:
             sp = [r["seed"] / r[impl] for r in rs]
             cells.append(f"x{statistics.median(sp):.2f} ({min(sp):.2f}-{max(sp):.2f})")
         seed_s = statistics.median(r["seed"] for r in rs)
-        rows.append(f"| {res['model']} | {res['batch']} | {cond} | {seed_s:.2f} s | {cells[0]} | {cells[1]} |")
+        loads = [r["load"] for r in res["rounds"] if r["condition"] == cond]
+        load = f"{min(loads):.1f}-{max(loads):.1f}"
+        rows.append(f"| {res['model']} | {res['batch']} | {cond} | {load} | {seed_s:.2f} s | {cells[0]} | {cells[1]} |")
     return rows
 
 
@@ -157,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     results = [run(m, args.rounds, args.steps, args.batch or BATCH[m]) for m in args.models]
-    print("\n| network | batch | condition | seed step (median) | plain (default) speed-up | use_cpu_kernels speed-up |")
-    print("|---|---|---|---|---|---|")
+    print("\n| network | batch | condition | load before rounds | seed step (median) | plain (default) speed-up "
+          "| use_cpu_kernels speed-up |")
+    print("|---|---|---|---|---|---|---|")
     for res in results:
         print("\n".join(summarise(res)))
     print("\n| network | fwd GFLOP/sample | fwd+bwd GFLOP/sample | activation MiB/sample (saved for backward) |")

@@ -177,13 +177,10 @@ def test_lightning_subcommands_refuse_a_checkpoint_of_another_preprocessing(smal
                                                                            capsys) -> None:
     """validate/test/predict --ckpt_path and a resumed fit check the checkpoint's preprocessing record
     against --data.cache, like evaluate --ckpt (the first case as a fresh process, the others in-process)."""
-    from importlib import resources
-
-    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
     run = tmp_path / "run"
-    common = ["--config", demo, *FIT_ONE]
-    r = _cli("fit", *common, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run))
-    assert r.returncode == 0, r.stderr[-2000:]
+    common = ["--model.encoder", "eegalign.models.MLPEncoder", "--model.encoder.init_args.preset", "small",
+              "--model.loss", "eegalign.losses.CombinedLoss", *FIT_ONE]
+    assert main(["fit", *common, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run)]) == 0
     ckpt = run / "checkpoints" / "last.ckpt"
     other = _norm_changed(small_cache, tmp_path / "other")
     r = _cli("validate", *common, "--data.cache", str(other), "--trainer.default_root_dir", str(tmp_path / "v"),

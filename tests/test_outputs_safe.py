@@ -241,6 +241,10 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
     rc = _fit_inproc(small_cache, run)
     assert "already holds a run" in _one_error_line(rc, capsys.readouterr().err)
     assert _snapshot(run) == before and not (run / ".eegalign-run.lock").exists()
+    (run / "checkpoints" / "last.ckpt").unlink()  # a run that failed before its first checkpoint: kept, and said so
+    before = _snapshot(run)
+    rc = _fit_inproc(small_cache, run)
+    assert "saved no checkpoint" in _one_error_line(rc, capsys.readouterr().err) and _snapshot(run) == before
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
@@ -466,6 +470,13 @@ def test_read_only_output_is_refused_before_the_work(small_cache: Path, syntheti
         for argv in argvs:
             line = _one_error_line(main(argv), capsys.readouterr().err)
             assert "cannot write in" in line and f"choose a writable {option}" in line, (argv, line)
+    ckpt = ro.parent / "m.ckpt"
+    torch.save({"state_dict": {}}, ckpt)  # passes the up-front checkpoint checks: the lock is the first write
+    rc = main(["validate", "--data.cache", str(small_cache), *FIT, "--trainer.default_root_dir", str(ro / "v"),
+               "--ckpt_path", str(ckpt)])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    if os.geteuid() == 0:  # the read-only mount (mode 555 gives "Permission denied")
+        assert "Read-only file system" in line and "writable file system" in line
     line = _one_error_line(main(["embed", "--cache", str(ro / "cache"), "--image-model", str(ro / "no-model")]),
                            capsys.readouterr().err)
     assert "cannot write in" in line and "targets" in line and "choose a writable cache directory" in line

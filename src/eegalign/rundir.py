@@ -124,6 +124,10 @@ def plan_records(root: Path, subcommand: str, resuming: bool) -> RunRecords:
     is_run = output_kind(root) == RUN_KIND
     shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
     if not resuming:
+        if is_run and not list((root / "checkpoints").glob("*.ckpt")):
+            raise ConfigError(f"run directory {root} holds the records of a run that saved no checkpoint in checkpoints/ "
+                              f"({shown}: it failed or was stopped before its first); start the new run in another "
+                              f"--trainer.default_root_dir, or delete {root} yourself (nothing was changed)")
         if is_run:
             raise ConfigError(f"run directory {root} already holds a run ({shown}); resume it with --ckpt_path last, "
                               f"or start a new run with another --trainer.default_root_dir (nothing was changed)")
