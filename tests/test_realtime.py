@@ -161,15 +161,18 @@ def test_live_equals_offline_for_every_trial(small_cache: Path, model_dir: Path,
     from eegalign.realtime.gallery import load_gallery
 
     name, out = _name(), tmp_path / "live.jsonl"
-    replay = _replay(small_cache, name, "--split", "train", "--rate", "4")
-    stream = subprocess.Popen(_stream_cmd(model_dir, name, out, "--backend", backend, "--with-embedding", "--timeout", "20"),
+    stream = subprocess.Popen(_stream_cmd(model_dir, name, out, "--backend", backend, "--with-embedding", "--timeout", "30"),
                               env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    replay = None
     try:
-        published = _collect(f"{name}-decoded", stream)
+        results = _subscribe(f"{name}-decoded", stream)  # connected before the source starts: sees every result
+        replay = _replay(small_cache, name, "--split", "train", "--rate", "8")
+        published = _drain(results, stream)
         _, err = stream.communicate(timeout=90)
         assert replay.wait(timeout=30) == 0, replay.stderr.read()
     finally:
-        replay.kill()
+        if replay is not None:
+            replay.kill()
         stream.kill()
     assert stream.returncode == 0, err
     rows = Cache.open(small_cache).split_indices("train")
@@ -186,23 +189,30 @@ def test_live_equals_offline_for_every_trial(small_cache: Path, model_dir: Path,
         np.testing.assert_allclose([t["score"] for t in r["top5"]], [s for _, s in want], atol=1e-4)
         assert r["latency_ms"] > 0 and r["t_done"] > r["t_marker"]
     by_trial = {r["trial"]: r for r in lines}  # the result outlet carries the same lines
-    assert published and all(by_trial[json.loads(p)["trial"]] == json.loads(p) for p in published)
+    assert [json.loads(p) for p in published] == [by_trial[k] for k in sorted(by_trial)]
 
 
-def _collect(result_stream: str, stream: subprocess.Popen) -> list[str]:
-    """Every line published on ``result_stream`` while ``stream`` runs (from when this inlet connects)."""
+def _subscribe(result_stream: str, stream: subprocess.Popen) -> "object":
+    """An open inlet on ``stream``'s result outlet (which appears before it resolves its source)."""
     import pylsl
 
-    deadline, found = time.monotonic() + 40, []
+    deadline, found = time.monotonic() + 60, []
     while not found and stream.poll() is None and time.monotonic() < deadline:
         found = pylsl.resolve_byprop("name", result_stream, 1, 0.5)
-    if not found:
-        return []
+    assert found, f"no result stream {result_stream!r}"
     inlet = pylsl.StreamInlet(found[0], recover=False)
+    inlet.open_stream(timeout=10)
+    return inlet
+
+
+def _drain(inlet: "object", stream: subprocess.Popen) -> list[str]:
+    """Every line the result outlet publishes until ``stream`` ends."""
+    import pylsl
+
     got: list[str] = []
+    deadline = time.monotonic() + 90
     try:
-        inlet.open_stream(timeout=5)
-        while time.monotonic() < deadline + 60:
+        while time.monotonic() < deadline:
             samples, _ = inlet.pull_chunk(timeout=0.2)
             got.extend(s[0] for s in samples)
             if stream.poll() is not None and not samples:

@@ -255,11 +255,12 @@ def run_stream(model_dir: str | Path, out: str | Path, opts: Options, *, gallery
     decoder.warm_up()
     say(f"stream: {decoder.config['encoder'].get('name')} via {decoder.backend}; gallery: {len(items.names)} items "
         f"({items.source}); waiting up to {opts.timeout:g} s for streams {opts.eeg_name!r} and {opts.marker_name!r}")
+    # the result outlet exists before the source is resolved, so the experiment software can connect first
+    outlet = ResultOutlet(opts.result_name, f"eegalign-stream:{opts.result_name}") if result_outlet else None
     conn = connect(opts, decoder, record, opts.timeout)
     if conn is None:
         raise DataError(f"no LSL streams named {opts.eeg_name!r} and {opts.marker_name!r} found within {opts.timeout:g} s "
                         "(is the source running, and on the same network settings: --local on both sides?)")
-    outlet = ResultOutlet(opts.result_name, f"eegalign-stream:{opts.result_name}") if result_outlet else None
     say(f"stream: connected ({', '.join(conn.prep.steps()) or 'no'} preprocessing per epoch); results to {out}"
         + (f" and LSL stream {opts.result_name!r}" if outlet else ""))
     with ResultLog(out, overwrite=overwrite) as log:
@@ -267,6 +268,8 @@ def run_stream(model_dir: str | Path, out: str | Path, opts: Options, *, gallery
         try:
             session.run(conn)
         finally:
+            if outlet is not None:
+                outlet.linger()
             say(f"stream: {session.decoded} trials decoded, {session.missed} missed, {session.losses} stream losses; "
                 f"results in {out}")
     return {"decoded": session.decoded, "missed": session.missed, "losses": session.losses}
