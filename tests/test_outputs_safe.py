@@ -245,6 +245,8 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
     before = _snapshot(run)
     rc = _fit_inproc(small_cache, run)
     assert "saved no checkpoint" in _one_error_line(rc, capsys.readouterr().err) and _snapshot(run) == before
+    rc = _fit_inproc(small_cache, run, "--ckpt_path", "last")  # nothing to resume: not a silent fresh start
+    assert "no checkpoint to resume" in _one_error_line(rc, capsys.readouterr().err) and _snapshot(run) == before
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")

@@ -179,6 +179,7 @@ def _check_before_writing(cli: Any, root: Any) -> None:
     ckpt_dir = Path(getattr(callback, "dirpath", None) or Path(root) / "checkpoints")
     ckpt_path = cli._get(cli.config, "ckpt_path", default=None)
     if cli.subcommand == "fit" and ckpt_path:
+        _check_something_to_resume(str(ckpt_path), Path(root), ckpt_dir)
         check_resume(str(ckpt_path), ckpt_dir, cli.model)
     if ckpt_path:
         _check_ckpt_preprocessing(cli, str(ckpt_path), ckpt_dir)
@@ -187,6 +188,19 @@ def _check_before_writing(cli: Any, root: Any) -> None:
         copies = (top_k if top_k > 0 else 0) + 2  # best-k, last, and the temporary file of a save
         check_writable(ckpt_dir, need_bytes=copies * checkpoint_size_estimate(cli.model),
                        option="--trainer.default_root_dir")
+
+
+def _check_something_to_resume(ckpt_path: str, root: Any, ckpt_dir: Any) -> None:
+    """``--ckpt_path last`` into a run that saved no checkpoint: refused (Lightning would quietly start from scratch
+    beside the stopped run's records). Into a new or empty directory it starts a run, as Lightning does."""
+    from eegalign.checkpoint_io import resolve_last
+    from eegalign.errors import ConfigError
+    from eegalign.outputs import output_kind
+    from eegalign.rundir import RUN_KIND
+
+    if ckpt_path == "last" and resolve_last(ckpt_dir) is None and output_kind(root) == RUN_KIND:
+        raise ConfigError(f"--ckpt_path last: run directory {root} holds no checkpoint to resume in {ckpt_dir} (its "
+                          f"run stopped before the first); start a new run in another --trainer.default_root_dir")
 
 
 def _check_ckpt_preprocessing(cli: Any, ckpt_path: str, ckpt_dir: Any) -> None:
