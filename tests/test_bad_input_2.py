@@ -69,7 +69,17 @@ def _shuffle_rows(c: Path) -> None:
     meta.sample(frac=1.0, random_state=0).to_parquet(c / "meta.parquet", index=False)
 
 
+def _stats(c: Path, change) -> None:
+    s = json.loads((c / "stats.json").read_text())
+    change(s["normalisation"]) if callable(change) else s.pop("normalisation")
+    (c / "stats.json").write_text(json.dumps(s))
+
+
 CACHE_CASES = {
+    "stats-no-normalisation": (lambda c: _stats(c, None), "'normalisation' must record"),
+    "stats-norm-disagrees": (lambda c: _stats(c, lambda n: n.update(norm="channel")), "but manifest.json says 'global'"),
+    "stats-std-zero": (lambda c: _stats(c, lambda n: n.update(std=0.0)), "'std' must be"),
+    "stats-mean-text": (lambda c: _stats(c, lambda n: n.update(mean="x")), "'mean' must be"),
     "meta-rows-dropped": (_drop_rows, "rows but eeg.npy holds"),
     "meta-rows-shuffled": (_shuffle_rows, "was changed after the cache was prepared"),
     "meta-garbage": (_garbage_meta, "not a readable parquet"),

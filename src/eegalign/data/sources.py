@@ -556,16 +556,19 @@ def _assign_splits(fold_splits: dict, n_trials: int, splits: str | Path, fold: i
 
 def _kept_by_length(
     dataset: list, assignment: dict[int, str], path: Path, n_chans: int | None
-) -> dict[str, list[int]]:
+) -> tuple[dict[str, list[int]], int]:
     """Per split, the assigned trials (ascending) of ``RELEASE_MIN_LEN..RELEASE_MAX_LEN`` samples.
 
-    Checks every assigned entry: a dict with a 2-D ``eeg`` tensor whose channel count is ``n_chans``
-    (when given) and the same as the first trial's.
+    Trials the peers' length rule keeps but that end before the crop's last sample (450..459
+    samples) would come out shorter than 440 samples: they are left out too, counted and warned
+    about. Returns ``(kept, n_too_short_for_crop)``. Checks every assigned entry: a dict with a
+    2-D ``eeg`` tensor whose channel count is ``n_chans`` (when given) and the same as the first trial's.
     """
     import torch
 
     kept: dict[str, list[int]] = {s: [] for s in SPLITS}
     chans: int | None = None
+    short = 0
     for i in sorted(assignment):
         d = dataset[i]
         if not isinstance(d, dict) or not {"eeg", "label", "image", "subject"} <= set(d):
@@ -580,8 +583,14 @@ def _kept_by_length(
         elif e.shape[0] != chans:
             raise DataError(f"{path}: dataset entry {i} has {e.shape[0]} channels, expected {chans} like the first trial")
         if RELEASE_MIN_LEN <= e.shape[1] <= RELEASE_MAX_LEN:
-            kept[assignment[i]].append(i)
-    return kept
+            if e.shape[1] < RELEASE_CROP[1]:
+                short += 1
+            else:
+                kept[assignment[i]].append(i)
+    if short:
+        print(f"eegalign: warning: {short} trial(s) of {RELEASE_MIN_LEN}..{RELEASE_CROP[1] - 1} samples are too short for "
+              f"the {RELEASE_CROP[0]}:{RELEASE_CROP[1]} crop and are left out", file=sys.stderr)
+    return kept, short
 
 
 def _release_eeg(dataset: list, order: list[int], progress: bool) -> np.ndarray:
@@ -642,7 +651,7 @@ def read_release(
     fold_splits = _load_fold(splits, fold)
     dataset, labels, names = obj["dataset"], [str(x) for x in obj["labels"]], [str(x) for x in obj["images"]]
     assignment = _assign_splits(fold_splits, len(dataset), splits, fold)
-    kept = _kept_by_length(dataset, assignment, path, n_chans)
+    kept, too_short = _kept_by_length(dataset, assignment, path, n_chans)
     order = [i for s in SPLITS for i in kept[s]]
     for s in SPLITS:
         if not kept[s]:
@@ -663,6 +672,7 @@ def read_release(
             "kept_length": [RELEASE_MIN_LEN, RELEASE_MAX_LEN],
             "crop": list(RELEASE_CROP),
             "dropped_by_length": len(assignment) - len(order),
+            **({"too_short_for_crop": too_short} if too_short else {}),  # (part of dropped_by_length)
         },
     )
 
