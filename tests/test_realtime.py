@@ -143,6 +143,23 @@ def test_gallery_scores_equal_the_evaluation_cosine() -> None:
         assert [n for n, _ in gallery.top(pred, 5)] == [f"i{j}" for j in np.argsort(-want, kind="stable")[:5]]
 
 
+def test_gallery_from_an_image_target_file(small_cache: Path) -> None:
+    from eegalign.data.cache import Cache
+    from eegalign.errors import DataError
+    from eegalign.realtime.gallery import load_gallery
+
+    path = small_cache / "targets" / "image.safetensors"
+    gallery = load_gallery(str(path), {}, "image", (1024,))
+    targets = Cache.open(small_cache).targets("image")
+    assert gallery.names == targets.image_ids
+    best, score = gallery.top(targets.embeddings[3], 5)[0]
+    assert best == targets.image_ids[3] and score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(DataError, match="model predicts"):
+        load_gallery(str(path), {}, "text", (77, 768))
+    with pytest.raises(DataError, match="needs the training cache"):
+        load_gallery("prototypes", {"source_cache": {"path": "/nowhere"}}, "image", (1024,))
+
+
 # ---------------------------------------------------------------------------------------------- over LSL
 
 
@@ -246,6 +263,34 @@ def test_interrupted_replay_is_reported_and_results_kept(small_cache: Path, mode
     assert 2 <= len(lines) < n_trials
     assert [r["trial"] for r in lines] == list(range(len(lines)))
     assert all(r["status"] == "ok" or "lost" in r["reason"] for r in lines)
+
+
+def test_stream_resolves_a_restarted_source_and_goes_on(small_cache: Path, model_dir: Path, tmp_path: Path) -> None:
+    name, out = _name(), tmp_path / "live.jsonl"
+    first = _replay(small_cache, name, "--split", "train", "--rate", "1")
+    stream = subprocess.Popen(_stream_cmd(model_dir, name, out, "--timeout", "20", "--stall", "1"),
+                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        deadline = time.monotonic() + 60
+        while len(_lines(out)) < 2 and time.monotonic() < deadline and stream.poll() is None:
+            time.sleep(0.1)
+        first.kill()  # the amplifier restarts
+        first.wait(timeout=10)
+        second = _replay(small_cache, name, "--split", "train", "--rate", "4", "--max-trials", "3")
+        _, err = stream.communicate(timeout=60)
+    finally:
+        for p in (first, second, stream):
+            if p is not None:
+                p.kill()
+    assert stream.returncode == 0, err
+    assert "lost" in err and "is back" in err
+    lines = _lines(out)
+    tail = lines[-3:]  # the restarted source's three trials, decoded after the loss
+    assert [r["trial"] for r in tail] == [0, 1, 2] and all(r["status"] == "ok" for r in tail)
+    before = lines[:-3]  # the first source's: decoded, or missed because it vanished mid-epoch
+    assert len(before) >= 2 and [r["trial"] for r in before] == list(range(len(before)))
+    assert all(r["status"] == "ok" or "lost" in r["reason"] for r in before)
 
 
 def _train_rows(cache: Path) -> np.ndarray:
