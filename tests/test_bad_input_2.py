@@ -258,6 +258,15 @@ def test_predictions_metadata_is_validated(tmp_path: Path, capsys, case: str) ->
 
 
 
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
+def test_audit_bin_ms_must_be_positive(small_cache: Path, tmp_path: Path, capsys, value: str) -> None:
+    """--bin-ms 0 ran with one-sample bins while audit.json said '0 ms bins'."""
+    out = tmp_path / "audit"
+    rc = main(["audit", "--cache", str(small_cache), "--out", str(out), "--bin-ms", value])
+    assert "--bin-ms" in _one_error_line(rc, capsys.readouterr().err) and not out.exists()
+
+
 # ----------------------------------------------------------------------------- hand-edited outputs read back
 
 
