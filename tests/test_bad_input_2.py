@@ -180,6 +180,8 @@ def _norm_changed(cache: Path, dst: Path) -> Path:
 
     shutil.copytree(cache, dst)
     _manifest(dst, lambda m: {**m, "params": {**m["params"], "norm": "channel"}})
+    n = json.loads((dst / "manifest.json").read_text())["n_chans"]
+    _stats(dst, lambda z: z.update(norm="channel", mean=[0.0] * n, std=[1.0] * n))  # stats.json agrees (checked)
     return dst
 
 
