@@ -99,8 +99,11 @@ def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: fl
     except LostError:
         return None
     skip, rate = _skip_steps(eeg.info, record)
-    for inlet in (eeg, markers):
-        inlet.open(timeout=max(1.0, end - time.monotonic()))
+    try:
+        for inlet in (eeg, markers):
+            inlet.open(timeout=max(1.0, end - time.monotonic()))
+    except (LostError, pylsl.util.TimeoutError):  # the source went between resolution and opening
+        return None
     return Connection(eeg, markers, EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate))
 
 
