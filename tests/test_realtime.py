@@ -333,3 +333,19 @@ def test_stream_refusals_write_nothing(small_cache: Path, model_dir: Path, tmp_p
     assert res.returncode == 2 and "no LSL streams named" in res.stderr and not out.exists()
     assert time.monotonic() - t < 40
     assert res.stderr.strip().splitlines()[-1].startswith("eegalign: error:")
+
+
+def test_a_source_with_another_epoch_start_is_refused() -> None:
+    """Markers placed for another crop would shift every epoch: refused before decoding (no LSL traffic)."""
+    from eegalign.errors import DataError
+    from eegalign.realtime.replay import eeg_info
+    from eegalign.realtime.stream import _skip_steps
+
+    record = {"bandpass": None, "epoch": {"start_samples": 20}}
+    same = eeg_info("x", 4, 1000.0, channel_names=None,
+                    declared={"applied": "nonfinite", "bandpass": "null", "start_samples": "20", "rate": "1"})
+    assert _skip_steps(same, record) == (frozenset({"nonfinite"}), 1.0)
+    other = eeg_info("x", 4, 1000.0, channel_names=None,
+                     declared={"applied": "nonfinite", "bandpass": "null", "start_samples": "0", "rate": "1"})
+    with pytest.raises(DataError, match="shifted"):
+        _skip_steps(other, record)

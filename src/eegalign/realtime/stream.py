@@ -80,6 +80,11 @@ def _skip_steps(info: pylsl.StreamInfo, record: dict[str, Any]) -> tuple[frozens
     if "bandpass" in applied and json.loads(block.get("bandpass", "null")) != record.get("bandpass"):
         raise DataError(f"stream {info.name()!r} was band-passed with {block.get('bandpass')} but the model expects "
                         f"{record.get('bandpass')}: replay the cache the model was trained on")
+    expected = int((record.get("epoch") or {}).get("start_samples", 0))
+    if "start_samples" in block and int(block["start_samples"]) != expected:
+        raise DataError(f"stream {info.name()!r} places its markers {block['start_samples']} samples before each epoch "
+                        f"but the model's epochs start {expected} samples after the marker: every epoch would be "
+                        "shifted; replay a cache prepared like the model's training cache")
     return applied, float(block.get("rate", "1") or 1)
 
 
