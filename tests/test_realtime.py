@@ -349,3 +349,23 @@ def test_a_source_with_another_epoch_start_is_refused() -> None:
                      declared={"applied": "nonfinite", "bandpass": "null", "start_samples": "0", "rate": "1"})
     with pytest.raises(DataError, match="shifted"):
         _skip_steps(other, record)
+
+
+def test_channel_labels_in_another_order_are_refused() -> None:
+    """Labels differing from config.json's montage (another order) are refused naming the first difference; none: warned."""
+    from eegalign.errors import DataError
+    from eegalign.realtime.inlets import channel_labels
+    from eegalign.realtime.replay import eeg_info
+    from eegalign.realtime.stream import check_channels
+
+    names = ["Fp1", "Fp2", "Cz", "Oz"]
+    same = eeg_info("x", 4, 1000.0, channel_names=names, declared={})
+    assert channel_labels(same) == names and check_channels(same, names) == ""
+    swapped = eeg_info("x", 4, 1000.0, channel_names=["Fp1", "Cz", "Fp2", "Oz"], declared={})
+    with pytest.raises(DataError, match=r"channel 2 is 'Cz' but the model expects 'Fp2'") as e:
+        check_channels(swapped, names)
+    assert "\n" not in str(e.value)
+    unlabelled = eeg_info("x", 4, 1000.0, channel_names=None, declared={})  # replay of a cache without names
+    assert channel_labels(unlabelled) is None
+    assert "no channel labels" in check_channels(unlabelled, names)
+    assert "records no channel names" in check_channels(same, None)

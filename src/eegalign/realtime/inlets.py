@@ -19,7 +19,7 @@ from pylsl.util import LostError
 
 from eegalign.errors import DataError
 
-__all__ = ["LostError", "EEGInlet", "MarkerInlet", "resolve", "declared"]
+__all__ = ["LostError", "EEGInlet", "MarkerInlet", "resolve", "declared", "channel_labels"]
 
 CORRECTION_EVERY_S = 5.0
 
@@ -38,6 +38,17 @@ def declared(info: pylsl.StreamInfo) -> dict[str, str]:
         out[child.name()] = child.child_value()
         child = child.next_sibling()
     return out
+
+
+def channel_labels(info: pylsl.StreamInfo) -> list[str] | None:
+    """The channel labels of ``desc/channels/channel/label`` (the XDF convention), or None unless every channel has one."""
+    labels, ch = [], info.desc().child("channels").child("channel")
+    while not ch.empty():
+        labels.append(ch.child_value("label").strip())
+        ch = ch.next_sibling("channel")
+    if len(labels) != info.channel_count() or not all(labels):
+        return None
+    return labels
 
 
 @dataclass

@@ -45,7 +45,8 @@ def eeg_info(name: str, n_chans: int, sfreq: float, *, channel_names: list[str] 
     chans = info.desc().append_child("channels")
     for i in range(n_chans):
         ch = chans.append_child("channel")
-        ch.append_child_value("label", channel_names[i] if channel_names else f"ch{i + 1}")
+        if channel_names:  # no invented labels: a cache without names publishes none, and stream says so
+            ch.append_child_value("label", channel_names[i])
         ch.append_child_value("type", "EEG")
     block = info.desc().append_child("eegalign")
     for key, value in declared.items():

@@ -29,7 +29,7 @@ from eegalign.realtime.buffer import SampleBuffer
 from eegalign.realtime.decoder import Decoder
 from eegalign.realtime.epoching import MISSED, READY, cut_epoch
 from eegalign.realtime.gallery import Gallery
-from eegalign.realtime.inlets import EEGInlet, LostError, Marker, MarkerInlet, declared, resolve
+from eegalign.realtime.inlets import EEGInlet, LostError, Marker, MarkerInlet, channel_labels, declared, resolve
 from eegalign.realtime.preprocessing import EpochPreprocessor
 from eegalign.realtime.results import ResultLog, ResultOutlet
 
@@ -62,6 +62,7 @@ class Connection:
     markers: MarkerInlet
     prep: EpochPreprocessor
     period: float
+    note: str = ""  # a warning about the connection (channel order unchecked), said once per session
 
     def close(self) -> None:
         for inlet in (self.eeg, self.markers):
@@ -88,6 +89,22 @@ def _skip_steps(info: pylsl.StreamInfo, record: dict[str, Any]) -> tuple[frozens
     return applied, float(block.get("rate", "1") or 1)
 
 
+def check_channels(info: pylsl.StreamInfo, model_names: list[str] | None) -> str:
+    """Refuse a stream whose channel labels differ from the model's montage; return a warning when unchecked ('' if fine).
+
+    Raises :class:`DataError` naming the first position where the labels differ (another order or montage).
+    """
+    labels = channel_labels(info)
+    if labels is None or not model_names:
+        side = "the stream has no channel labels" if labels is None else "the model directory records no channel names"
+        return f"eegalign: warning: {side}: channel order of stream {info.name()!r} not checked"
+    for i, (got, want) in enumerate(zip(labels, model_names)):
+        if got.casefold() != want.casefold():
+            raise DataError(f"stream {info.name()!r} channel {i + 1} is {got!r} but the model expects {want!r} there "
+                            "(another montage or channel order): send the channels in the model's order")
+    return ""
+
+
 def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: float) -> Connection | None:
     """Resolve and open both streams within ``timeout`` seconds (None if either is not there); check the montage."""
     end = time.monotonic() + timeout
@@ -103,13 +120,20 @@ def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: fl
         eeg, markers = EEGInlet(info), MarkerInlet(mk_info)
     except LostError:
         return None
-    skip, rate = _skip_steps(eeg.info, record)
+    conn = Connection(eeg, markers, EpochPreprocessor(record), 1.0 / sfreq)
     try:
+        skip, rate = _skip_steps(eeg.info, record)
+        conn.note = check_channels(eeg.info, (decoder.config.get("montage") or {}).get("channel_names"))
+        conn.prep, conn.period = EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate)
         for inlet in (eeg, markers):
             inlet.open(timeout=max(1.0, end - time.monotonic()))
     except (LostError, pylsl.util.TimeoutError):  # the source went between resolution and opening
+        conn.close()
         return None
-    return Connection(eeg, markers, EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate))
+    except BaseException:  # a refused source (DataError, ConfigError) or Ctrl-C: no inlet left open
+        conn.close()
+        raise
+    return conn
 
 
 class Session:
@@ -124,6 +148,13 @@ class Session:
         self.decoded = self.missed = 0
         self.ended = False
         self.losses = 0
+        self._noted: set[str] = set()
+
+    def note(self, conn: Connection) -> None:
+        """Say the connection's warning, once per session (not again after each reconnection)."""
+        if conn.note and conn.note not in self._noted:
+            self._noted.add(conn.note)
+            self.say(conn.note)
 
     @property
     def handled(self) -> int:
@@ -136,6 +167,7 @@ class Session:
 
     def run(self, conn: Connection) -> None:
         """Decode until done; on a loss, reconnect within the timeout or raise :class:`StreamLost`."""
+        self.note(conn)
         while not self.done():
             reason = self._pump(conn)
             if reason is None:
@@ -145,6 +177,7 @@ class Session:
                 self._drop_pending(f"stream ended ({reason})")
                 return
             conn = self._recover(reason)
+            self.note(conn)
         conn.close()
 
     def _pump(self, conn: Connection) -> str | None:
