@@ -369,3 +369,56 @@ def test_channel_labels_in_another_order_are_refused() -> None:
     assert channel_labels(unlabelled) is None
     assert "no channel labels" in check_channels(unlabelled, names)
     assert "records no channel names" in check_channels(same, None)
+
+
+def _outlet(name: str, n_chans: int = 2) -> "object":
+    import pylsl
+
+    return pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_chans, 100.0, pylsl.cf_float32, name))
+
+
+def test_inlet_timestamps_stay_ascending_and_on_the_local_clock() -> None:
+    """A timestamp stepping backwards (e.g. a clock correction) is raised to the previous one: the buffer stays sorted."""
+    import pylsl
+
+    from eegalign.realtime.inlets import EEGInlet, resolve
+
+    name = _name()
+    outlet = _outlet(name)
+    deadline = time.monotonic() + 10
+    info = resolve(name, 5.0)
+    assert info is not None
+    inlet = EEGInlet(info, deadline)
+    assert abs(inlet.offset) < 0.01  # same machine: the first clock offset is about zero
+    inlet.open(deadline)
+    t0 = pylsl.local_clock()
+    stamps = [t0, t0 + 0.01, t0 + 0.005, t0 + 0.03]  # the third steps backwards
+    outlet.push_chunk(np.zeros((4, 2), dtype=np.float32).tolist(), stamps)
+    got: list[float] = []
+    while len(got) < 4 and time.monotonic() < deadline:
+        got.extend(inlet.pull(0.2)[1].tolist())
+    inlet.close()
+    assert len(got) == 4 and np.all(np.diff(got) >= 0), got
+    np.testing.assert_allclose(got, [t0, t0 + 0.01, t0 + 0.01, t0 + 0.03], atol=1e-3)
+
+
+def test_no_first_clock_offset_is_a_loss_not_uncorrected_decoding() -> None:
+    """A source that stops answering before the first time_correction: LostError within the time given (no offset 0)."""
+    import pylsl
+
+    from eegalign.realtime.inlets import EEGInlet, LostError, first_clock_offset, resolve
+
+    name = _name()
+    outlet = _outlet(name)
+    info = resolve(name, 5.0)
+    assert info is not None
+    inlet = pylsl.StreamInlet(info, recover=False)
+    del outlet  # the source goes before any clock offset was measured
+    t = time.monotonic()
+    with pytest.raises(LostError):
+        first_clock_offset(inlet, 1.0)
+    assert time.monotonic() - t < 5
+    t = time.monotonic()
+    with pytest.raises(LostError):  # the same through the inlet stream uses, within its deadline
+        EEGInlet(info, time.monotonic() + 1.0)
+    assert time.monotonic() - t < 5

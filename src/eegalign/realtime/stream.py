@@ -65,11 +65,7 @@ class Connection:
     note: str = ""  # a warning about the connection (channel order unchecked), said once per session
 
     def close(self) -> None:
-        for inlet in (self.eeg, self.markers):
-            try:
-                inlet.close()
-            except Exception:  # noqa: BLE001 - closing a lost inlet may fail; nothing left to do
-                pass
+        _close([self.eeg, self.markers])
 
 
 def _skip_steps(info: pylsl.StreamInfo, record: dict[str, Any]) -> tuple[frozenset[str], float]:
@@ -105,35 +101,57 @@ def check_channels(info: pylsl.StreamInfo, model_names: list[str] | None) -> str
     return ""
 
 
-def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: float) -> Connection | None:
-    """Resolve and open both streams within ``timeout`` seconds (None if either is not there); check the montage."""
+def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: float) -> Connection | str:
+    """Resolve and open both streams within ``timeout`` seconds (about 0.5 s more at most); check the montage.
+
+    Returns the connection, or why there is none (a phrase): a source that is found but does not answer
+    (no description, no first clock offset) is closed and resolved again until the time is up.
+    """
     end = time.monotonic() + timeout
-    info = resolve(opts.eeg_name, timeout)
-    mk_info = resolve(opts.marker_name, max(0.5, end - time.monotonic())) if info is not None else None
-    if info is None or mk_info is None:
-        return None
+    while True:
+        got = _connect_once(opts, decoder, record, end)
+        if isinstance(got, Connection) or time.monotonic() >= end:
+            return got
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+
+def _connect_once(opts: Options, decoder: Decoder, record: dict[str, Any], end: float) -> Connection | str:
+    """One attempt at :func:`connect`, every wait bounded by the deadline ``end`` (``time.monotonic()``)."""
+    info = resolve(opts.eeg_name, max(0.1, end - time.monotonic()))
+    if info is None:
+        return f"no stream named {opts.eeg_name!r}"
+    mk_info = resolve(opts.marker_name, max(0.1, end - time.monotonic()))
+    if mk_info is None:
+        return f"no marker stream named {opts.marker_name!r}"
     sfreq = float(record["sfreq"])
     if info.channel_count() != decoder.n_chans or abs(info.nominal_srate() - sfreq) > 1e-6 * sfreq:
         raise DataError(f"stream {opts.eeg_name!r} has {info.channel_count()} channels at {info.nominal_srate():g} Hz "
                         f"but the model takes {decoder.n_chans} channels at {sfreq:g} Hz")
+    inlets: list[Any] = []
     try:
-        eeg, markers = EEGInlet(info), MarkerInlet(mk_info)
-    except LostError:
-        return None
-    conn = Connection(eeg, markers, EpochPreprocessor(record), 1.0 / sfreq)
-    try:
+        inlets.append(EEGInlet(info, end))
+        inlets.append(MarkerInlet(mk_info, end))
+        eeg, markers = inlets
         skip, rate = _skip_steps(eeg.info, record)
-        conn.note = check_channels(eeg.info, (decoder.config.get("montage") or {}).get("channel_names"))
-        conn.prep, conn.period = EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate)
-        for inlet in (eeg, markers):
-            inlet.open(timeout=max(1.0, end - time.monotonic()))
-    except (LostError, pylsl.util.TimeoutError):  # the source went between resolution and opening
-        conn.close()
-        return None
+        note = check_channels(eeg.info, (decoder.config.get("montage") or {}).get("channel_names"))
+        conn = Connection(eeg, markers, EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate), note)
+        for inlet in inlets:
+            inlet.open(end)
+        return conn
+    except (LostError, pylsl.util.TimeoutError) as e:  # found but not answering, or gone between resolution and opening
+        _close(inlets)
+        return str(e) or "the source did not answer"
     except BaseException:  # a refused source (DataError, ConfigError) or Ctrl-C: no inlet left open
-        conn.close()
+        _close(inlets)
         raise
-    return conn
+
+
+def _close(inlets: list[Any]) -> None:
+    for inlet in inlets:
+        try:
+            inlet.close()
+        except Exception:  # noqa: BLE001 - closing a lost inlet may fail; nothing left to do
+            pass
 
 
 class Session:
@@ -189,6 +207,8 @@ class Session:
                 markers = conn.markers.pull()
             except LostError:
                 return "the source closed the stream"
+            except pylsl.util.TimeoutError:  # liblsl's clock correction could not be refreshed
+                return "the source stopped answering clock queries"
             now = time.monotonic()
             if len(ts):
                 self.buffer.append(data, ts)
@@ -270,9 +290,9 @@ class Session:
                  f"results so far are in {self.log.path}; waiting up to {self.opts.timeout:g} s for it to come back")
         self._drop_pending(f"stream lost ({reason})")
         conn = connect(self.opts, self.decoder, self.record, self.opts.timeout)
-        if conn is None:
-            raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}) and not back within {self.opts.timeout:g} s; "
-                             f"{self.decoded} trials decoded, {self.missed} missed, results in {self.log.path}")
+        if isinstance(conn, str):
+            raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}) and not back within {self.opts.timeout:g} s "
+                             f"({conn}); {self.decoded} trials decoded, {self.missed} missed, results in {self.log.path}")
         self.say(f"eegalign: stream {self.opts.eeg_name!r} is back; decoding again")
         return conn
 
@@ -299,9 +319,9 @@ def run_stream(model_dir: str | Path, out: str | Path, opts: Options, *, gallery
     # the result outlet exists before the source is resolved, so the experiment software can connect first
     outlet = ResultOutlet(opts.result_name, f"eegalign-stream:{opts.result_name}") if result_outlet else None
     conn = connect(opts, decoder, record, opts.timeout)
-    if conn is None:
-        raise DataError(f"no LSL streams named {opts.eeg_name!r} and {opts.marker_name!r} found within {opts.timeout:g} s "
-                        "(is the source running, and on the same network settings: --local on both sides?)")
+    if isinstance(conn, str):
+        raise DataError(f"no LSL streams named {opts.eeg_name!r} and {opts.marker_name!r} usable within {opts.timeout:g} s "
+                        f"({conn}; is the source running, and on the same network settings: --local on both sides?)")
     say(f"stream: connected ({', '.join(conn.prep.steps()) or 'no'} preprocessing per epoch); results to {out}"
         + (f" and LSL stream {opts.result_name!r}" if outlet else ""))
     with ResultLog(out, overwrite=overwrite) as log:
