@@ -422,3 +422,26 @@ def test_no_first_clock_offset_is_a_loss_not_uncorrected_decoding() -> None:
     with pytest.raises(LostError):  # the same through the inlet stream uses, within its deadline
         EEGInlet(info, time.monotonic() + 1.0)
     assert time.monotonic() - t < 5
+
+
+def test_a_silent_source_ends_the_stream_within_the_timeout(model_dir: Path, tmp_path: Path) -> None:
+    """Source present but sending nothing: stream reconnects (it still resolves) but --timeout bounds the silence."""
+    import pylsl
+
+    from eegalign.pretrained import read_preprocess
+
+    name, out = _name(), tmp_path / "live.jsonl"
+    sfreq = float(read_preprocess(model_dir)["sfreq"])
+    eeg = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 128, sfreq, pylsl.cf_float32, name))
+    mk = pylsl.StreamOutlet(pylsl.StreamInfo(f"{name}-markers", "Markers", 1, 0, pylsl.cf_string, f"{name}-m"))
+    stream = subprocess.Popen(_stream_cmd(model_dir, name, out, "--timeout", "3", "--stall", "0.5"),
+                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = stream.communicate(timeout=60)
+    finally:
+        stream.kill()
+        del eeg, mk
+    assert stream.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("eegalign: error:") and "no new EEG sample for 3 s" in last, err
+    assert "lost" in err and out.exists() and _lines(out) == []  # the (empty) log is kept

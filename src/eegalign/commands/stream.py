@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--max-trials", type=int, help="stop after N trials")
     parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds to wait for the streams, at start and after a loss: resolution, description, "
-                             "first clock offset and opening together, at most about 0.5 s more (default 10)")
+                        help="seconds to wait for the streams at start (resolution, description, first clock "
+                             "offset and opening together, at most about 0.5 s more), and the longest time without a "
+                             "new EEG sample, across reconnections, before giving up (default 10)")
     parser.add_argument("--stall", type=float, default=2.0, help="no EEG sample for this many seconds is a loss (default 2)")
     parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                         help="auto: ONNX Runtime when DIR has model.onnx, else torch")

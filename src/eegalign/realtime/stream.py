@@ -8,7 +8,9 @@ onto the local clock). A ready epoch is preprocessed (:mod:`.preprocessing`), en
 lines log and the result outlet (:mod:`.results`).
 
 Stream loss (the source vanished, or no EEG sample for ``stall`` seconds) is reported; pending
-trials are logged as missed, and both streams are resolved again for up to ``timeout`` seconds.
+trials are logged as missed, and both streams are resolved again. ``timeout`` bounds the time since
+the last new EEG sample across reconnections (a source that is still there but silent ends the
+session as lost too).
 An ``{"event": "end"}`` marker (sent by ``eegalign replay``) ends the session once every
 earlier marker is handled.
 """
@@ -166,6 +168,7 @@ class Session:
         self.decoded = self.missed = 0
         self.ended = False
         self.losses = 0
+        self.last_sample = time.monotonic()  # of the last new EEG sample (or the session's start)
         self._noted: set[str] = set()
 
     def note(self, conn: Connection) -> None:
@@ -200,7 +203,7 @@ class Session:
 
     def _pump(self, conn: Connection) -> str | None:
         """Pull and decode until done or a loss; return the loss's reason (None when done)."""
-        last_data = time.monotonic()
+        last_data = time.monotonic()  # stall: counted per connection; --timeout: since the session's last sample
         while not self.done():
             try:
                 data, ts = conn.eeg.pull(self.opts.pull_timeout)
@@ -212,7 +215,9 @@ class Session:
             now = time.monotonic()
             if len(ts):
                 self.buffer.append(data, ts)
-                last_data = now
+                last_data = self.last_sample = now
+            elif now - self.last_sample > self.opts.timeout:
+                return f"no EEG sample for {self.opts.timeout:g} s"
             elif now - last_data > self.opts.stall:
                 return f"no EEG sample for {self.opts.stall:g} s"
             for m in markers:
@@ -284,12 +289,21 @@ class Session:
         self.buffer.clear()
 
     def _recover(self, reason: str) -> Connection:
-        """Report a loss, log pending trials as missed, and resolve the streams again within the timeout."""
+        """Report a loss, log pending trials as missed, and resolve the streams again.
+
+        ``--timeout`` bounds the time since the last new EEG sample, across reconnections: a source that
+        is still there but sends nothing ends the session instead of being reconnected forever.
+        """
         self.losses += 1
-        self.say(f"eegalign: warning: stream {self.opts.eeg_name!r} lost ({reason}) after {self.handled} trials; "
-                 f"results so far are in {self.log.path}; waiting up to {self.opts.timeout:g} s for it to come back")
         self._drop_pending(f"stream lost ({reason})")
-        conn = connect(self.opts, self.decoder, self.record, self.opts.timeout)
+        left = self.opts.timeout - (time.monotonic() - self.last_sample)
+        if left <= 0:
+            raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}): no new EEG sample for "
+                             f"{self.opts.timeout:g} s (the source may still be there, sending nothing); "
+                             f"{self.decoded} trials decoded, {self.missed} missed, results in {self.log.path}")
+        self.say(f"eegalign: warning: stream {self.opts.eeg_name!r} lost ({reason}) after {self.handled} trials; "
+                 f"results so far are in {self.log.path}; waiting up to {left:.3g} s for it to come back")
+        conn = connect(self.opts, self.decoder, self.record, left)
         if isinstance(conn, str):
             raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}) and not back within {self.opts.timeout:g} s "
                              f"({conn}); {self.decoded} trials decoded, {self.missed} missed, results in {self.log.path}")
