@@ -26,7 +26,8 @@ ENCODER_HELP = (
     "eegalign.models.NervFormer`); set one with `--model.encoder.init_args.NAME VALUE` (e.g. "
     "--model.encoder.init_args.n_heads 4). `--model.cpu_kernels true` swaps in the CPU training kernels "
     "(same weights; docs/performance.md). A --ckpt_path trained on a cache prepared differently from "
-    "--data.cache is refused; --allow-preprocessing-mismatch goes on anyway."
+    "--data.cache is refused; --allow-preprocessing-mismatch goes on anyway. So is one whose run used other "
+    "subjects than this --data.subjects / --data.leave_out_subject selection; --allow-subject-mismatch goes on anyway."
 )
 
 
@@ -147,6 +148,8 @@ def _atomic_save_config() -> type:
 _HELD_LOCKS: list[Any] = []
 _INTERRUPTED: list[bool] = []
 _ALLOW_MISMATCH: list[bool] = []  # --allow-preprocessing-mismatch given (eegalign's flag, not Lightning's)
+_ALLOW_SUBJECTS: list[bool] = []  # --allow-subject-mismatch given (idem)
+SUBJECTS_FLAG = "--allow-subject-mismatch"
 
 
 def _interrupt_flag() -> Any:
@@ -220,6 +223,34 @@ def _check_ckpt_preprocessing(cli: Any, ckpt_path: str, ckpt_dir: Any) -> None:
         return  # not written by eegalign fit: no record to compare (Lightning loads it as it is)
     doing = {"fit": "resume"}.get(cli.subcommand, cli.subcommand)
     check_preprocessing(meta.get("preprocessing"), manifest, f"checkpoint {path}", bool(_ALLOW_MISMATCH), doing)
+    _check_ckpt_subjects(cli, meta.get("subjects"), path, doing)
+
+
+def _check_ckpt_subjects(cli: Any, recorded: Any, path: Any, doing: str) -> None:
+    """Refuse (one line) to test/validate/predict/resume a checkpoint on other subjects than its run's.
+
+    A leave-one-subject-out checkpoint tested with the default subject selection would be scored on
+    its training subjects too, silently. The run's record (None in older checkpoints) decides.
+    """
+    import sys
+
+    from eegalign.errors import ConfigError
+    from eegalign.system import _subject_protocol
+
+    now = _subject_protocol(cli.datamodule)
+    if not isinstance(recorded, dict) or now is None:
+        return
+    split = {"test": "test", "predict": getattr(cli.datamodule, "predict_split", "test")}.get(cli.subcommand, "train")
+    key = "test" if split == "test" else "train"  # validation trials come from the training subjects
+    if list(recorded.get(key) or []) == now[key] and (key == "test" or recorded.get("test") == now["test"]):
+        return
+    text = (f"checkpoint {path} was trained with subjects {recorded.get('train')} and tested on {recorded.get('test')} "
+            f"({recorded.get('protocol')}), but this {doing} uses {now[key]} for its {split} split")
+    if _ALLOW_SUBJECTS:
+        print(f"eegalign: warning: {text}", file=sys.stderr)
+        return
+    raise ConfigError(f"{text}; pass the run's --data.subjects / --data.leave_out_subject, or {SUBJECTS_FLAG} "
+                      f"to {doing} on these subjects anyway")
 
 
 def _open_run_dir(cli: Any, root: Any) -> Any:
@@ -354,6 +385,10 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     if ALLOW_FLAG in argv:
         _ALLOW_MISMATCH.append(True)
         argv = [a for a in argv if a != ALLOW_FLAG]
+    _ALLOW_SUBJECTS.clear()
+    if SUBJECTS_FLAG in argv:
+        _ALLOW_SUBJECTS.append(True)
+        argv = [a for a in argv if a != SUBJECTS_FLAG]
     try:
         cli = _cli_class()(
             AlignmentModule,
