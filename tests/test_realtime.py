@@ -445,3 +445,23 @@ def test_a_silent_source_ends_the_stream_within_the_timeout(model_dir: Path, tmp
     last = err.strip().splitlines()[-1]
     assert last.startswith("eegalign: error:") and "no new EEG sample for 3 s" in last, err
     assert "lost" in err and out.exists() and _lines(out) == []  # the (empty) log is kept
+
+
+@pytest.mark.parametrize("command,option,value", [
+    ("replay", "--gap-ms", "inf"), ("replay", "--chunk-ms", "inf"), ("replay", "--rate", "inf"),
+    ("replay", "--rate", "nan"), ("replay", "--rate", "0"), ("replay", "--wait", "inf"), ("replay", "--wait", "-1"),
+    ("stream", "--timeout", "inf"), ("stream", "--stall", "nan"), ("stream", "--timeout", "0"),
+])
+def test_numeric_options_must_be_finite_and_positive(tmp_path: Path, command: str, option: str, value: str) -> None:
+    """One `eegalign: error:` line naming the option, before any LSL traffic or file (no traceback, no OverflowError)."""
+    if command == "replay":
+        argv = ["replay", "--cache", str(tmp_path / "nocache"), "--stream-name", _name(), "--local", option, value]
+    else:
+        (tmp_path / "model").mkdir()
+        argv = ["stream", "--model", str(tmp_path / "model"), "--eeg-stream", _name(), "--out", str(tmp_path / "o.jsonl"),
+                "--local", option, value]
+    res = subprocess.run(_cli(*argv), env=_env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"eegalign: error: {option} must be a finite number"), res.stderr
+    assert not (tmp_path / "o.jsonl").exists()

@@ -44,12 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from eegalign.errors import ConfigError
+    from eegalign.realtime.options import check_positive
     from eegalign.realtime.results import check_log_path
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
-    if not args.timeout > 0 or not args.stall > 0:
-        raise ConfigError("--timeout and --stall must be > 0")
+    check_positive({"--timeout": args.timeout, "--stall": args.stall})
     if not Path(args.model).is_dir():
         raise ConfigError(f"--model {args.model} is not a directory (a model directory written by `eegalign export`)")
     gallery_file = None if args.gallery == "prototypes" else args.gallery

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from eegalign.errors import ConfigError, DataError
+from eegalign.errors import DataError
+from eegalign.realtime.options import check_positive
 from eegalign.realtime.preprocessing import undo_zscore
 from eegalign.realtime.schedule import Schedule, chunks
 
@@ -83,8 +84,8 @@ def replay(cache_dir: str | Path, split: str = "test", *, name: str, rate: float
     from eegalign.data.cache import Cache
     from eegalign.pretrained import channel_names_of, preprocess_from_cache
 
-    if not rate > 0 or not gap_ms > 0 or not chunk_ms > 0:
-        raise ConfigError("--rate, --gap-ms and --chunk-ms must be > 0")
+    check_positive({"--rate": rate, "--gap-ms": gap_ms, "--chunk-ms": chunk_ms})
+    check_positive({"--wait": wait_s}, zero_ok=True)
     cache = Cache.open(cache_dir)
     pre = preprocess_from_cache(cache_dir)
     if rows is None:
