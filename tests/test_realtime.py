@@ -465,3 +465,15 @@ def test_numeric_options_must_be_finite_and_positive(tmp_path: Path, command: st
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"eegalign: error: {option} must be a finite number"), res.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_prototypes_of_a_zero_shot_cache_are_warned_about(small_cache: Path) -> None:
+    """Test classes without training trials (THINGS-EEG2's test concepts): --gallery prototypes cannot contain them."""
+    from eegalign.realtime.gallery import load_gallery, zero_shot_note
+
+    assert load_gallery("prototypes", {"source_cache": {"path": str(small_cache)}}, "image", (1024,)).note == ""
+    assert zero_shot_note(np.array([0, 1, 2]), np.array([1, 2]), "c") == ""
+    note = zero_shot_note(np.array([0, 1, 2]), np.array([3, 4, 1]), "c")
+    assert note.startswith("eegalign: warning:") and "2 of its 3 test classes have no training trial" in note
+    assert "--gallery FILE" in note and "\n" not in note
+    assert "THINGS-EEG2" in zero_shot_note(np.array([0, 1]), np.array([0]), "c", "things-eeg2")

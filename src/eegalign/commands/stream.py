@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-result-stream", action="store_true", help="do not publish results over LSL")
     parser.add_argument("--gallery", default="prototypes",
                         help="what predictions are ranked against: `prototypes` (class prototypes of the training "
-                             "cache's train split) or an image-target safetensors file (default prototypes)")
+                             "cache's train split; warned about on a zero-shot cache such as THINGS-EEG2, whose test "
+                             "classes have no prototype) or an image-target safetensors file (default prototypes)")
     parser.add_argument("--cache", help="with --gallery prototypes: the training cache, if it moved")
     parser.add_argument("--out", required=True, metavar="FILE.jsonl", help="results, one JSON line per trial")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -327,6 +327,8 @@ def run_stream(model_dir: str | Path, out: str | Path, opts: Options, *, gallery
     record = read_preprocess(model_dir)
     check_record(record)
     items = load_gallery(gallery, record, decoder.config.get("route") or "image", decoder.output_shape, cache)
+    if items.note:
+        say(items.note)
     decoder.warm_up()
     say(f"stream: {decoder.config['encoder'].get('name')} via {decoder.backend}; gallery: {len(items.names)} items "
         f"({items.source}); waiting up to {opts.timeout:g} s for streams {opts.eeg_name!r} and {opts.marker_name!r}")
