@@ -477,3 +477,23 @@ def test_prototypes_of_a_zero_shot_cache_are_warned_about(small_cache: Path) -> 
     assert note.startswith("eegalign: warning:") and "2 of its 3 test classes have no training trial" in note
     assert "--gallery FILE" in note and "\n" not in note
     assert "THINGS-EEG2" in zero_shot_note(np.array([0, 1]), np.array([0]), "c", "things-eeg2")
+
+
+def test_connect_keeps_within_the_timeout(model_dir: Path) -> None:
+    """connect() bounds resolution, description, clock offset and opening together by --timeout (about 0.5 s more)."""
+    import pylsl
+
+    from eegalign.pretrained import read_preprocess
+    from eegalign.realtime.decoder import Decoder
+    from eegalign.realtime.stream import Options, connect
+
+    decoder, record = Decoder(model_dir, backend="torch"), read_preprocess(model_dir)
+    name = _name()
+    t = time.monotonic()
+    got = connect(Options(name, f"{name}-markers", "unused"), decoder, record, 1.0)
+    assert isinstance(got, str) and name in got and time.monotonic() - t < 2.5  # nothing there
+    eeg = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 128, float(record["sfreq"]), pylsl.cf_float32, name))
+    t = time.monotonic()  # the EEG stream is there, its marker stream is not: retried until the time is up
+    got = connect(Options(name, f"{name}-markers", "unused"), decoder, record, 1.5)
+    assert isinstance(got, str) and "marker" in got and 1.5 <= time.monotonic() - t < 3.5
+    del eeg
