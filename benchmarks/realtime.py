@@ -18,6 +18,7 @@ both as separate processes, and reads the stream's JSON lines:
 
     python benchmarks/realtime.py --minutes 10                 # the table in docs/performance.md (6 runs of 10 min)
     python benchmarks/realtime.py --minutes 1 --no-write --json /tmp/rt.json
+    python benchmarks/realtime.py --minutes 3 --models nervformer:small --include /tmp/rt.json   # rows of both runs
 
 The table replaces the section between the ``realtime-benchmark`` markers of docs/performance.md
 (appended when absent), written atomically.
@@ -135,19 +136,19 @@ def run_one(model_dir: Path, backend: str, cache: Path, minutes: float, work: Pa
 def table(results: list[dict], minutes: float, when: str, threads: int) -> str:
     """The markdown section for docs/performance.md."""
     head = (f"{BEGIN}\n## Live decoding latency (LSL)\n\n"
-            f"`python benchmarks/realtime.py --minutes {minutes:g}` ({when}; {os.cpu_count()} CPU cores shared with other "
-            f"jobs; each run replays {minutes:g} min of the synthetic test split at 1 kHz, 128 channels, 440 samples, "
+            f"`python benchmarks/realtime.py` ({when}; {os.cpu_count()} CPU cores, load average per row; "
+            f"each run replays the synthetic test split (minutes per row in the table) at 1 kHz, 128 channels, 440 samples, "
             f"100 ms gaps, real-time pace, over loopback LSL; stream with {threads} intra-op thread; random weights). "
             "Marker->result includes the 440 ms epoch; after-epoch is the epoch's last sample -> result "
             "(the goal: p99 <= 50 ms for NervFormer reference via ONNX Runtime, no trial dropped). "
             "Stages are medians / p99 of the after-epoch latency's parts.\n\n"
-            "| encoder | backend | trials | dropped | marker->result p50 / p99 (ms) | after-epoch p50 / p99 / max (ms) "
-            "| wait | preprocess | encode | rank | load avg mean / max |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+            "| encoder | backend | minutes | trials | dropped | marker->result p50 / p99 (ms) | after-epoch p50 / p99 / max (ms) "
+            "| wait | preprocess | encode | rank | load avg mean / max |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     rows = []
     for r in results:
         st = r["stages"]
         cell = lambda k: f"{st[k]['p50']:.1f} / {st[k]['p99']:.1f}" if k in st else "-"  # noqa: E731
-        rows.append(f"| {NAMES[r['model']]} {r['preset']} | {r['backend']} | {r['trials']} | {r['dropped']} | "
+        rows.append(f"| {NAMES[r['model']]} {r['preset']} | {r['backend']} | {r.get('minutes', minutes):g} | {r['trials']} | {r['dropped']} | "
                     f"{r['latency_p50']:.0f} / {r['latency_p99']:.0f} | {r['after_epoch_p50']:.1f} / "
                     f"{r['after_epoch_p99']:.1f} / {r['after_epoch_max']:.0f} | {cell('wait')} | {cell('preprocess')} | "
                     f"{cell('encode')} | {cell('rank')} | {r['load_mean']:.1f} / {r['load_max']:.1f} |")
@@ -175,10 +176,13 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of the stream's backend (default 1)")
     p.add_argument("--json", help="also write the raw results here")
     p.add_argument("--no-write", action="store_true", help="do not touch docs/performance.md")
+    p.add_argument("--include", nargs="+", default=[], metavar="JSON",
+                   help="earlier runs' --json files whose rows go into the table first (runs of different lengths)")
     args = p.parse_args()
     os.environ.setdefault("LSLAPICFG", str(SRC / "eegalign" / "realtime" / "lsl_local.cfg"))  # loopback only
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results = []
+    earlier = [r for f in args.include for r in json.loads(Path(f).read_text())]
+    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="eegalign-rt-") as tmp:
         work = Path(tmp)
         cache = prepare_cache(work)
@@ -187,12 +191,12 @@ def main() -> int:
             model_dir = export_model(name, preset, cache, work)
             for backend in args.backends:
                 print(f"{name} {preset} {backend}: {args.minutes:g} min ...", file=sys.stderr, flush=True)
-                r = {"model": name, "preset": preset, "backend": backend,
+                r = {"model": name, "preset": preset, "backend": backend, "minutes": args.minutes,
                      **run_one(model_dir, backend, cache, args.minutes, work, args.threads)}
                 print(f"  after-epoch p50 {r['after_epoch_p50']:.1f} ms, p99 {r['after_epoch_p99']:.1f} ms, "
                       f"dropped {r['dropped']}/{r['trials']}, load {r['load_mean']:.1f}", file=sys.stderr, flush=True)
                 results.append(r)
-    section = table(results, args.minutes, when, args.threads)
+    section = table(earlier + results, args.minutes, when, args.threads)
     print(section)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -69,7 +69,17 @@ def _shuffle_rows(c: Path) -> None:
     meta.sample(frac=1.0, random_state=0).to_parquet(c / "meta.parquet", index=False)
 
 
+def _stats(c: Path, change) -> None:
+    s = json.loads((c / "stats.json").read_text())
+    change(s["normalisation"]) if callable(change) else s.pop("normalisation")
+    (c / "stats.json").write_text(json.dumps(s))
+
+
 CACHE_CASES = {
+    "stats-no-normalisation": (lambda c: _stats(c, None), "'normalisation' must record"),
+    "stats-norm-disagrees": (lambda c: _stats(c, lambda n: n.update(norm="channel")), "but manifest.json says 'global'"),
+    "stats-std-zero": (lambda c: _stats(c, lambda n: n.update(std=0.0)), "'std' must be"),
+    "stats-mean-text": (lambda c: _stats(c, lambda n: n.update(mean="x")), "'mean' must be"),
     "meta-rows-dropped": (_drop_rows, "rows but eeg.npy holds"),
     "meta-rows-shuffled": (_shuffle_rows, "was changed after the cache was prepared"),
     "meta-garbage": (_garbage_meta, "not a readable parquet"),
@@ -170,6 +180,8 @@ def _norm_changed(cache: Path, dst: Path) -> Path:
 
     shutil.copytree(cache, dst)
     _manifest(dst, lambda m: {**m, "params": {**m["params"], "norm": "channel"}})
+    n = json.loads((dst / "manifest.json").read_text())["n_chans"]
+    _stats(dst, lambda z: z.update(norm="channel", mean=[0.0] * n, std=[1.0] * n))  # stats.json agrees (checked)
     return dst
 
 
@@ -177,13 +189,10 @@ def test_lightning_subcommands_refuse_a_checkpoint_of_another_preprocessing(smal
                                                                            capsys) -> None:
     """validate/test/predict --ckpt_path and a resumed fit check the checkpoint's preprocessing record
     against --data.cache, like evaluate --ckpt (the first case as a fresh process, the others in-process)."""
-    from importlib import resources
-
-    demo = str(resources.files("eegalign.configs").joinpath("demo.yaml"))
     run = tmp_path / "run"
-    common = ["--config", demo, *FIT_ONE]
-    r = _cli("fit", *common, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run))
-    assert r.returncode == 0, r.stderr[-2000:]
+    common = ["--model.encoder", "eegalign.models.MLPEncoder", "--model.encoder.init_args.preset", "small",
+              "--model.loss", "eegalign.losses.CombinedLoss", *FIT_ONE]
+    assert main(["fit", *common, "--data.cache", str(small_cache), "--trainer.default_root_dir", str(run)]) == 0
     ckpt = run / "checkpoints" / "last.ckpt"
     other = _norm_changed(small_cache, tmp_path / "other")
     r = _cli("validate", *common, "--data.cache", str(other), "--trainer.default_root_dir", str(tmp_path / "v"),
@@ -247,6 +256,15 @@ def test_predictions_metadata_is_validated(tmp_path: Path, capsys, case: str) ->
     assert expect in _one_error_line(rc, capsys.readouterr().err)
     assert not out.exists()
 
+
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
+def test_audit_bin_ms_must_be_positive(small_cache: Path, tmp_path: Path, capsys, value: str) -> None:
+    """--bin-ms 0 ran with one-sample bins while audit.json said '0 ms bins'."""
+    out = tmp_path / "audit"
+    rc = main(["audit", "--cache", str(small_cache), "--out", str(out), "--bin-ms", value])
+    assert "--bin-ms" in _one_error_line(rc, capsys.readouterr().err) and not out.exists()
 
 
 # ----------------------------------------------------------------------------- hand-edited outputs read back

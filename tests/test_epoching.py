@@ -44,3 +44,31 @@ def test_gap_inside_epoch_is_missed() -> None:
     cut = cut_epoch(data, ts, 100.0 + 100 / FS, start_samples=0, n_times=440, period=P)
     assert cut.status == MISSED and "lost" in cut.reason
     assert onset_index(ts, 100.0 + 100.4 / FS, P) == 100
+
+
+def test_samples_lost_between_marker_and_epoch_are_missed_not_shifted() -> None:
+    """Samples 15-19 dropped, marker at 10, start 20: counting would start at 35 instead of 30 -> missed."""
+    data, ts = _stream(n=200)
+    keep = np.r_[0:15, 20:200]
+    data, ts = data[keep], ts[keep]
+    cut = cut_epoch(data, ts, 100.0 + 10 / FS, start_samples=20, n_times=40, period=P)
+    assert cut.status == MISSED and "lost" in cut.reason
+    # an epoch before the onset (negative start) with the loss between it and the marker: missed too
+    cut = cut_epoch(data, ts, 100.0 + 60 / FS, start_samples=-50, n_times=20, period=P)
+    assert cut.status == MISSED and "lost" in cut.reason
+    # the same cut without a loss is ready and starts where counting by time says
+    full, ts_full = _stream(n=200)
+    cut = cut_epoch(full, ts_full, 100.0 + 10 / FS, start_samples=20, n_times=40, period=P)
+    assert cut.status == READY and cut.first_index == 30
+
+
+def test_non_increasing_timestamps_are_missed() -> None:
+    data, ts = _stream(n=1000)
+    back = ts.copy()
+    back[150] = back[149] - 0.5 * P  # a step backwards (no gap above 1.5 periods anywhere)
+    cut = cut_epoch(data, back, 100.0 + 100 / FS, start_samples=0, n_times=440, period=P)
+    assert cut.status == MISSED and "not increasing" in cut.reason
+    same = ts.copy()
+    same[120] = same[119]  # a repeated timestamp
+    cut = cut_epoch(data, same, 100.0 + 100 / FS, start_samples=0, n_times=440, period=P)
+    assert cut.status == MISSED and "not increasing" in cut.reason

@@ -115,6 +115,8 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture)
         (["--predictions", str(tmp_path / "junk.safetensors")], "not a readable safetensors"),
         ([], "exactly one of"),
         (["--ckpt", "x.ckpt"], "needs --cache"),
+        (["--predictions", str(tmp_path / "junk.safetensors"), "--subjects", "2"], "scored whole"),
+        (["--ckpt", "x.ckpt", "--cache", str(tmp_path), "--subjects", "two"], "subject numbers or `all`"),
     ]
     (tmp_path / "junk.safetensors").write_bytes(b"\x00garbage" * 10)
     for extra, msg in cases:

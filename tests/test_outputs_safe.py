@@ -245,6 +245,8 @@ def test_fresh_fit_into_an_existing_run_or_a_folder_changes_nothing(small_cache:
     before = _snapshot(run)
     rc = _fit_inproc(small_cache, run)
     assert "saved no checkpoint" in _one_error_line(rc, capsys.readouterr().err) and _snapshot(run) == before
+    rc = _fit_inproc(small_cache, run, "--ckpt_path", "last")  # nothing to resume: not a silent fresh start
+    assert "no checkpoint to resume" in _one_error_line(rc, capsys.readouterr().err) and _snapshot(run) == before
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
@@ -263,6 +265,29 @@ def test_run_directory_inside_the_input_cache_is_refused(cache_copy: Path, capsy
         rc = _fit_inproc(cache_copy, root)
         assert "is, or is inside, --data.cache" in _one_error_line(rc, capsys.readouterr().err)
     assert _snapshot(cache_copy) == before and not (cache_copy / "run").exists()
+
+
+def test_validate_into_a_run_adds_suffixed_records_only(small_cache: Path, tmp_path: Path) -> None:
+    """validate writes config/hparams/metrics-validate-K beside the run's own files, which stay byte-identical
+    (no stray hparams.yaml from the TensorBoard logger either)."""
+    run = tmp_path / "run"
+    assert _fit_inproc(small_cache, run, "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1") == 0
+    before = _snapshot(run)
+    for k in (1, 2):
+        assert main(["validate", "--data.cache", str(small_cache), *FIT, "--trainer.limit_val_batches", "1",
+                     "--trainer.default_root_dir", str(run), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]) == 0
+        new = sorted(set(_snapshot(run)) - set(before))
+        assert [n for n in new if not n.startswith("events.out.tfevents")] == sorted(
+            f"{stem}-validate-{j}.{ext}" for j in range(1, k + 1)
+            for stem, ext in (("config", "yaml"), ("hparams", "yaml"), ("metrics", "csv")))
+    assert {n: h for n, h in _snapshot(run).items() if n in before} == before
+    mine = tmp_path / "mine"  # a directory without hparams.yaml: the TensorBoard logger used to add one
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main(["validate", "--data.cache", str(small_cache), *FIT, "--trainer.limit_val_batches", "1",
+                 "--trainer.default_root_dir", str(mine), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]) == 0
+    assert sorted(n for n in _snapshot(mine) if not n.startswith("events.out.tfevents")) == [
+        "config-validate-1.yaml", "hparams-validate-1.yaml", "metrics-validate-1.csv", "notes.txt"]
 
 
 def test_resume_from_a_truncated_or_foreign_checkpoint_changes_nothing(small_cache: Path, tmp_path: Path,
@@ -470,6 +495,13 @@ def test_read_only_output_is_refused_before_the_work(small_cache: Path, syntheti
         for argv in argvs:
             line = _one_error_line(main(argv), capsys.readouterr().err)
             assert "cannot write in" in line and f"choose a writable {option}" in line, (argv, line)
+    ckpt = ro.parent / "m.ckpt"
+    torch.save({"state_dict": {}}, ckpt)  # passes the up-front checkpoint checks: the lock is the first write
+    rc = main(["validate", "--data.cache", str(small_cache), *FIT, "--trainer.default_root_dir", str(ro / "v"),
+               "--ckpt_path", str(ckpt)])
+    line = _one_error_line(rc, capsys.readouterr().err)
+    if os.geteuid() == 0:  # the read-only mount (mode 555 gives "Permission denied")
+        assert "Read-only file system" in line and "writable file system" in line
     line = _one_error_line(main(["embed", "--cache", str(ro / "cache"), "--image-model", str(ro / "no-model")]),
                            capsys.readouterr().err)
     assert "cannot write in" in line and "targets" in line and "choose a writable cache directory" in line

@@ -80,6 +80,29 @@ def test_export_errors_leave_nothing(small_cache: Path, tmp_path: Path, capsys: 
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".tmp-*"))
 
 
+def test_export_refuses_a_cache_other_than_the_training_cache(small_cache: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """preprocess.json copies the cache's z-score statistics: they must come from the training cache."""
+    _ckpt(tmp_path / "m.ckpt", small_cache, hidden=8)
+    ckpt = torch.load(tmp_path / "m.ckpt", weights_only=True)
+    ckpt["eegalign"]["cache_fingerprint"] = "0123456789abcdef"  # trained on another cache
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    assert main(["export", "--ckpt", str(tmp_path / "other.ckpt"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # (after the warning that this test checkpoint has no preprocessing record)
+    assert last.startswith("eegalign: error:") and "fingerprint 0123456789abcdef" in last and not (tmp_path / "o").exists()
+    assert main(["export", "--ckpt", str(tmp_path / "other.ckpt"), "--out", str(tmp_path / "o"),
+                 "--allow-preprocessing-mismatch"]) == 0
+    assert "eegalign: warning:" in capsys.readouterr().err
+    manifest = json.loads((small_cache / "manifest.json").read_text())
+    ckpt["eegalign"]["cache_fingerprint"] = manifest["fingerprint"]
+    ckpt["eegalign"]["preprocessing"] = {**dict.fromkeys(("format", "norm", "bandpass", "sfreq", "n_chans", "n_times")),
+                                         "norm": "channel"}  # trained on another normalisation
+    torch.save(ckpt, tmp_path / "norm.ckpt")
+    assert main(["export", "--ckpt", str(tmp_path / "norm.ckpt"), "--out", str(tmp_path / "o2")]) == 2
+    assert "prepared differently" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
 # ONNX Runtime parity of every registered encoder: one fast case per encoder (small preset), the
 # reference presets marked slow.
 def _out_shape(name: str) -> tuple[int, ...]:
@@ -117,18 +140,15 @@ def test_convert_seed_cli(tmp_path: Path) -> None:
 
 
 def test_per_token_heads_export_as_matmuls(tmp_path: Path) -> None:
-    """EEGNetTransformer's 77 heads reach ONNX as batched MatMul on the stored weights (ORT's Einsum re-lays
-    them out on every call, ~4x slower); einsum-shaped per-token Linears would be rewritten to MatMul."""
+    """EEGNetTransformer's 77 heads reach ONNX as batched MatMul on the stored weights, never Einsum (ORT's
+    CPU Einsum re-lays out the (77, out, in) weight on every call, ~4x slower)."""
     import onnx
 
     from eegalign.onnx_export import export_onnx, parity
-    from eegalign.onnx_rewrite import _batched_linear_equation
 
-    assert _batched_linear_equation("bti,thi->bth") and _batched_linear_equation("bth,tdh->btd")
-    assert not _batched_linear_equation("bti,hi->bth") and not _batched_linear_equation("bti,tih->bth")
     torch.manual_seed(0)
     enc = build_model("eegnet_transformer", preset="small", n_chans=128, n_times=440).eval()
-    record = export_onnx(enc, tmp_path / "m.onnx")
+    export_onnx(enc, tmp_path / "m.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
-    assert record["einsums_as_matmul"] == 0 and "Einsum" not in ops and ops.count("MatMul") >= 2  # baddbmm: MatMul + Add
+    assert "Einsum" not in ops and ops.count("MatMul") >= 2  # baddbmm: MatMul + Add
     assert parity(enc, tmp_path / "m.onnx", batches=(1, 4), seed=3) <= 1e-4

@@ -177,6 +177,20 @@ def test_release_reader(tmp_path: Path) -> None:
     assert rec.notes["dropped_by_length"] == 2
 
 
+def test_release_trials_too_short_for_the_crop_are_left_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    pth, splits, dataset = _release(tmp_path)
+    dataset[5]["eeg"] = dataset[5]["eeg"][:, :455]  # kept by the 450..600 rule, but ends before sample 460
+    obj = torch.load(pth, weights_only=True)
+    obj["dataset"] = dataset
+    torch.save(obj, pth)
+    rec = read_source(pth, format="release", splits=splits, fold=0, progress=False)
+    assert rec.eeg.shape == (5, 128, 440) and rec.notes["too_short_for_crop"] == 1
+    assert rec.notes["dropped_by_length"] == 3
+    assert "1 trial(s) of 450..459 samples are too short" in capsys.readouterr().err
+
+
 def test_release_refuses_pickle_and_wrong_format(tmp_path: Path) -> None:
     import torch
 

@@ -241,6 +241,17 @@ def test_chain_fit_evaluate_all_way_with_averaging(things_cache: Path, tmp_path:
     report = (out / "report.md").read_text()
     assert "Published THINGS-EEG2 figures (measured elsewhere)" in report and "15.6%" in report and "50.9%" in report
     assert f"{n_test}-way, not 200-way" in report
+    # `eegalign test` of the checkpoint: refused on another subject selection than its run's, accepted on its own
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    common = ["--config", str(config), "--data.cache", str(things_cache), "--model.encoder.init_args.preset", "small",
+              "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+              "--trainer.enable_model_summary", "false", "--ckpt_path", ckpt]
+    capsys.readouterr()
+    assert main(["test", *common, "--trainer.default_root_dir", str(tmp_path / "t1")]) != 0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("eegalign: error:")]
+    assert len(errors) == 1 and "--allow-subject-mismatch" in errors[0]
+    assert main(["test", *common, *select, "--trainer.default_root_dir", str(tmp_path / "t2")]) == 0
     # --no-average-repetitions turns it off
     assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--cache", str(things_cache),
                  "--out", str(tmp_path / "e2"), "--no-average-repetitions", *FAST]) == 0

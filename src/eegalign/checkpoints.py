@@ -100,6 +100,7 @@ def load_encoder(ckpt_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
         "cache": meta.get("cache"),
         "preprocessing": meta.get("preprocessing"),  # None in checkpoints older than the record
         "subjects": meta.get("subjects"),  # the training run's subject protocol (None before it was recorded)
+        "cache_fingerprint": meta.get("cache_fingerprint"),  # the training cache's fingerprint (idem)
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
         "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),

@@ -109,6 +109,8 @@ def _report_error(exc: BaseException, debug: bool) -> int:
         if _is_disk_error(exc) and exc.errno in _FULL:  # e.g. pyarrow's "[Errno 28] Error writing bytes to file"
             where = f": {exc.filename}" if exc.filename else ""
             msg = f"{os.strerror(exc.errno)}{where}; free some space (or choose another output place) and run the command again"
+        elif _is_disk_error(exc) and exc.errno == errno.EROFS:
+            msg += "; choose an output place on a writable file system"
         msg = " ".join(clean_message(msg).split())  # one line, no ANSI codes
         print(f"eegalign: error: {msg}", file=sys.stderr)
         return 2

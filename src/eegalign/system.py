@@ -92,6 +92,7 @@ class AlignmentModule(pl.LightningModule):
         self.cache = None if cache is None else str(cache)
         self.preprocessing: dict[str, Any] | None = None  # the training cache's preprocessing record, from setup()
         self.subjects: dict[str, Any] | None = None  # the datamodule's subject protocol, from setup()
+        self.cache_fingerprint: str | None = None  # the training cache's manifest fingerprint, from setup()
         self._outputs: list[dict[str, Tensor]] = []
         self._center: np.ndarray | None = None
         # (target_shape) when predict_residual, filled in setup() from the datamodule; empty otherwise
@@ -108,6 +109,7 @@ class AlignmentModule(pl.LightningModule):
 
             self.preprocessing = preprocessing_record(dm.cache.manifest)  # recorded in every checkpoint
             self.subjects = _subject_protocol(dm)
+            self.cache_fingerprint = dm.cache.manifest.get("fingerprint")  # whose train statistics export copies
         if self.hparams.get("predict_residual") and self.target_offset.numel() == 0:
             if dm is None or not hasattr(dm, "train_target_mean"):
                 raise ConfigError("predict_residual needs a datamodule with train_target_mean() (EEGDataModule)")
@@ -262,6 +264,7 @@ class AlignmentModule(pl.LightningModule):
             "cache": self.cache,
             "preprocessing": self.preprocessing,
             "subjects": self.subjects,
+            "cache_fingerprint": self.cache_fingerprint,
             "rng": _rng_state(),
         }
 
@@ -271,6 +274,8 @@ class AlignmentModule(pl.LightningModule):
             self.preprocessing = info["preprocessing"]  # kept when a validate/test run saves again
         if self.subjects is None and isinstance(info.get("subjects"), dict):
             self.subjects = info["subjects"]
+        if self.cache_fingerprint is None and isinstance(info.get("cache_fingerprint"), str):
+            self.cache_fingerprint = info["cache_fingerprint"]
         if info.get("rng"):
             _set_rng_state(info["rng"])
 

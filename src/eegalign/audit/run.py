@@ -135,6 +135,8 @@ def run_audit(cache_dir: str | os.PathLike, settings: AuditSettings | None = Non
     from eegalign.data.cache import Cache
 
     settings = settings or AuditSettings()
+    if not 0 < settings.bin_ms < float("inf"):  # 0 ran with one-sample bins while audit.json said "0 ms bins"
+        raise ConfigError(f"--bin-ms must be a positive number of milliseconds, got {settings.bin_ms:g}")
     cache = Cache.open(cache_dir)
     timing = epoch_timing(cache.manifest, settings.epoch_start_ms)
     specs = _probe_specs(cache, timing, settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -72,35 +73,56 @@ def _best_checkpoint(run_dir: Path) -> Path:
     raise EEGAlignError(f"{last} records no best checkpoint on validation")
 
 
-def run(args: argparse.Namespace) -> int:
-    from importlib import resources
+@dataclass(frozen=True)
+class _DemoDirs:
+    """Where each stage of a demo under ``out`` writes."""
 
+    out: Path
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def cache(self) -> Path:
+        return self.out / "cache"
+
+    @property
+    def run(self) -> Path:
+        return self.out / "run"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.out / "evaluation"
+
+    @property
+    def ridge(self) -> Path:
+        return self.out / "ridge"
+
+
+def _claim_out(out: Path, overwrite: bool) -> None:
+    """Create ``out`` and mark it as a demo; a non-empty ``out`` only with ``overwrite`` and only if it holds
+    an earlier demo (replaced stage by stage). Raises ConfigError otherwise."""
     from eegalign.errors import ConfigError
-
-    out: Path = args.out
-    marker = out / "demo.json"
-    from eegalign.io import atomic_dir
     from eegalign.outputs import check_out, check_writable, write_marker
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not args.overwrite:
+        if not overwrite:
             raise ConfigError(f"{out} is not empty; pass --overwrite or choose another --out")
         check_out(out, "demo", overwrite=True)  # only an earlier demo is replaced, stage by stage
     check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, "demo", "eegalign demo")
-    t_all = time.perf_counter()
 
-    data_dir, cache_dir, run_dir = out / "data", out / "cache", out / "run"
-    eval_dir, ridge_dir = out / "evaluation", out / "ridge"
 
-    things = args.dataset == "things"
+def _synthesise(args: argparse.Namespace, dirs: _DemoDirs, things: bool) -> None:
+    """Stage 1: the synthetic data set (sizes default per ``--dataset``; filled into ``args``)."""
     defaults = (2, 30, 4) if things else (6, 40, 5)
     for name, value in zip(("subjects", "classes", "images_per_class"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)
     t = _stage("1/5 synthetic data set" + (" (THINGS-EEG2 release layout)" if things else ""))
-    synth = ["data", "synth", "--out", str(data_dir), "--subjects", str(args.subjects), "--classes", str(args.classes),
+    synth = ["data", "synth", "--out", str(dirs.data), "--subjects", str(args.subjects), "--classes", str(args.classes),
              "--images-per-class", str(args.images_per_class), "--seed", str(args.seed), "--overwrite"]
     if things:
         synth += ["--layout", "things-eeg2", *THINGS_SYNTH]
@@ -109,26 +131,41 @@ def run(args: argparse.Namespace) -> int:
     _call(synth)
     print(f"   {time.perf_counter() - t:.1f}s")
 
+
+def _prepare_and_audit(dirs: _DemoDirs) -> None:
+    """Stage 2: the cache, and its leakage audit."""
     t = _stage("2/5 prepare the cache and audit it for confounds")
-    _call(["data", "prepare", "--source", str(data_dir), "--out", str(cache_dir), "--overwrite"])
-    _call(["audit", "--cache", str(cache_dir), "--out", str(out / "audit"), "--overwrite"])
+    _call(["data", "prepare", "--source", str(dirs.data), "--out", str(dirs.cache), "--overwrite"])
+    _call(["audit", "--cache", str(dirs.cache), "--out", str(dirs.out / "audit"), "--overwrite"])
     print(f"   {time.perf_counter() - t:.1f}s")
+
+
+def _train(args: argparse.Namespace, dirs: _DemoDirs, things: bool) -> Path:
+    """Stage 3: fit the preset for ``--dataset``/``--route`` into ``run/`` (atomically); return the best checkpoint."""
+    from importlib import resources
+
+    from eegalign.io import atomic_dir
 
     config_name = "things_nice.yaml" if things else ("demo.yaml" if args.route == "image" else "demo_text.yaml")
     t = _stage(f"3/5 train a small encoder (configs/{config_name})")
     config = resources.files("eegalign.configs").joinpath(config_name)
-    fit = ["fit", "--config", str(config), "--data.cache", str(cache_dir), "--trainer.default_root_dir", str(run_dir),
+    fit = ["fit", "--config", str(config), "--data.cache", str(dirs.cache), "--trainer.default_root_dir", str(dirs.run),
            "--seed_everything", str(args.seed)]
     if things:
         fit += THINGS_FIT
     if args.epochs is not None:
         fit += ["--trainer.max_epochs", str(args.epochs)]
-    with atomic_dir(run_dir, overwrite=True, kind="run", command="eegalign demo (fit)") as tmp_run:
+    with atomic_dir(dirs.run, overwrite=True, kind="run", command="eegalign demo (fit)") as tmp_run:
         fit[fit.index("--trainer.default_root_dir") + 1] = str(tmp_run)  # an earlier demo's run stays until this one ends
         _call(fit)
-    ckpt = _best_checkpoint(run_dir)
+    ckpt = _best_checkpoint(dirs.run)
     print(f"   {time.perf_counter() - t:.1f}s  checkpoint: {ckpt}")
+    return ckpt
 
+
+def _evaluate(args: argparse.Namespace, dirs: _DemoDirs, ckpt: Path) -> None:
+    """Stage 4: evaluate ``ckpt`` on the test split, the ridge baseline, and their comparison."""
+    out, cache_dir, eval_dir, ridge_dir = dirs.out, dirs.cache, dirs.evaluation, dirs.ridge
     t = _stage("4/5 evaluate on the test split (+ ridge baseline)")
     _call(["evaluate", "--ckpt", str(ckpt), "--cache", str(cache_dir), "--split", "test", "--out", str(eval_dir),
            "--audit", str(out / "audit"), "--overwrite"])
@@ -138,10 +175,13 @@ def run(args: argparse.Namespace) -> int:
     _call(["compare", str(eval_dir), str(ridge_dir / "evaluation"), "--out", str(out / "comparison"), "--overwrite"])
     print(f"   {time.perf_counter() - t:.1f}s")
 
+
+def _generate(args: argparse.Namespace, dirs: _DemoDirs) -> None:
+    """Stage 5: images from the test predictions when ``--sd-model`` is given, else a note that it was skipped."""
     if args.sd_model:
         t = _stage("5/5 generate images")
-        gen = ["generate", "--predictions", str(eval_dir / "predictions.safetensors"), "--sd-model", args.sd_model,
-               "--out", str(out / "generation"), "--limit", "8", "--overwrite"]
+        gen = ["generate", "--predictions", str(dirs.evaluation / "predictions.safetensors"), "--sd-model", args.sd_model,
+               "--out", str(dirs.out / "generation"), "--limit", "8", "--overwrite"]
         if args.ip_adapter:
             gen += ["--ip-adapter", args.ip_adapter]
         if args.classifier:
@@ -151,18 +191,35 @@ def run(args: argparse.Namespace) -> int:
     else:
         _stage("5/5 generate images: skipped (pass --sd-model, --ip-adapter and --classifier to run it)")
 
-    metrics = json.loads((eval_dir / "metrics.json").read_text())
-    headline = _headline(metrics)
+
+def _summarise(args: argparse.Namespace, dirs: _DemoDirs, ckpt: Path, t_all: float) -> None:
+    """Write ``demo.json`` (route, checkpoint, seconds since ``t_all``, headline) and print the result."""
     from eegalign.io import write_json
 
-    write_json(marker, {"route": args.route, "checkpoint": str(ckpt), "seconds": time.perf_counter() - t_all,
-                        "headline": headline})
+    metrics = json.loads((dirs.evaluation / "metrics.json").read_text())
+    headline = _headline(metrics)
+    write_json(dirs.out / "demo.json", {"route": args.route, "checkpoint": str(ckpt), "seconds": time.perf_counter() - t_all,
+                                        "headline": headline})
     print("\n== result (test split, synthetic data)")
     for line in headline:
         print("   " + line)
-    print(f"\nreport: {eval_dir / 'report.html'}")
-    print(f"comparison with the ridge baseline: {out / 'comparison'}")
+    print(f"\nreport: {dirs.evaluation / 'report.html'}")
+    print(f"comparison with the ridge baseline: {dirs.out / 'comparison'}")
     print(f"total time: {time.perf_counter() - t_all:.0f}s")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Chain every stage (see the module docstring) into ``args.out``; 0 on success."""
+    dirs = _DemoDirs(args.out)
+    _claim_out(dirs.out, args.overwrite)
+    t_all = time.perf_counter()
+    things = args.dataset == "things"
+    _synthesise(args, dirs, things)
+    _prepare_and_audit(dirs)
+    ckpt = _train(args, dirs, things)
+    _evaluate(args, dirs, ckpt)
+    _generate(args, dirs)
+    _summarise(args, dirs, ckpt, t_all)
     return 0
 
 

@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
 
     if sum(bool(x) for x in (args.ckpt, args.model, args.predictions)) != 1:
         raise ConfigError("give exactly one of --ckpt CKPT or --model DIR (with --cache) or --predictions FILE")
+    if args.predictions and args.subjects:
+        raise ConfigError("--subjects selects the trials a --ckpt/--model is run on; a --predictions file is scored whole")
     if args.model:
         from pathlib import Path
 

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", help="the cache whose preprocessing the model expects (default: the one the checkpoint records)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max relative ONNX Runtime vs torch difference (default 1e-4)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    parser.add_argument("--allow-preprocessing-mismatch", action="store_true",
+                        help="export with the preprocessing of a --cache that is not the checkpoint's training cache "
+                        "(its z-score statistics go into preprocess.json); refused by default")
     parser.add_argument("--push-to-hub", metavar="REPO",
                         help="after writing DIR, upload it to the Hugging Face model repo REPO (needs `huggingface-cli login`)")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo as private")
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not cache or not Path(cache).is_dir():
         raise ConfigError(f"the checkpoint's cache {cache!r} is not here: pass --cache CACHE (the cache it was trained on), "
                           "whose preprocessing goes into preprocess.json")
+    _check_cache_is_the_training_cache(info, cache, args.ckpt, args.allow_preprocessing_mismatch)
     preprocess = preprocess_from_cache(cache)
     if (preprocess["n_chans"], preprocess["n_times"]) != (encoder.n_chans, encoder.n_times):
         raise ConfigError(f"cache {cache} holds {preprocess['n_chans']} x {preprocess['n_times']} EEG but the encoder "
@@ -63,6 +67,30 @@ def run(args: argparse.Namespace) -> int:
         url = push_to_hub(out, args.push_to_hub, private=args.private)
         print(f"uploaded to {url}")
     return 0
+
+
+def _check_cache_is_the_training_cache(info: dict, cache: str, ckpt: str, allow: bool) -> None:
+    """preprocess.json copies the cache's train-split statistics: they must be the training cache's.
+
+    The preprocessing settings must match (as for evaluation), and, when the checkpoint records its
+    training cache's fingerprint, so must the fingerprint (a cache re-prepared with other subjects or
+    splits has other statistics under the same settings).
+    """
+    import sys
+
+    from eegalign.data.cache import Cache
+    from eegalign.data.preprocessing_record import ALLOW_FLAG, check_preprocessing
+    from eegalign.errors import DataError
+
+    manifest = Cache.open(cache).manifest
+    check_preprocessing(info.get("preprocessing"), manifest, f"checkpoint {ckpt}", allow, doing="export")
+    trained, here = info.get("cache_fingerprint"), manifest.get("fingerprint")
+    if trained and trained != here:
+        text = (f"checkpoint {ckpt} was trained on a cache with fingerprint {trained}, but {cache} has {here}: "
+                "preprocess.json would carry another cache's z-score statistics")
+        if not allow:
+            raise DataError(f"{text}; pass the training cache with --cache, or {ALLOW_FLAG} to export anyway")
+        print(f"eegalign: warning: {text}", file=sys.stderr)
 
 
 def push_to_hub(model_dir, repo_id: str, private: bool = False) -> str:  # noqa: ANN001

@@ -26,7 +26,8 @@ ENCODER_HELP = (
     "eegalign.models.NervFormer`); set one with `--model.encoder.init_args.NAME VALUE` (e.g. "
     "--model.encoder.init_args.n_heads 4). `--model.cpu_kernels true` swaps in the CPU training kernels "
     "(same weights; docs/performance.md). A --ckpt_path trained on a cache prepared differently from "
-    "--data.cache is refused; --allow-preprocessing-mismatch goes on anyway."
+    "--data.cache is refused; --allow-preprocessing-mismatch goes on anyway. So is one whose run used other "
+    "subjects than this --data.subjects / --data.leave_out_subject selection; --allow-subject-mismatch goes on anyway."
 )
 
 
@@ -108,10 +109,11 @@ def _cli_class() -> type:
             if cfg.get("logger") in (None, True):
                 from lightning.pytorch.loggers import TensorBoardLogger
 
-                cfg["logger"] = [
-                    TensorBoardLogger(save_dir=str(root), name="", version="", default_hp_metric=False),
-                    _safe_csv_logger()(save_dir=str(root), name="", version="", records=records),
-                ]
+                tensorboard = TensorBoardLogger(save_dir=str(root), name="", version="", default_hp_metric=False)
+                # it writes its hyperparameters file (in place) only if absent: name it as the CSV logger's,
+                # which writes it atomically first, so no stray or half-written hparams.yaml appears
+                tensorboard.NAME_HPARAMS_FILE = records.hparams
+                cfg["logger"] = [tensorboard, _safe_csv_logger()(save_dir=str(root), name="", version="", records=records)]
             plugins = cfg.get("plugins") or []
             plugins = plugins if isinstance(plugins, list) else [plugins]
             if not any(hasattr(p, "save_checkpoint") for p in plugins):
@@ -146,6 +148,8 @@ def _atomic_save_config() -> type:
 _HELD_LOCKS: list[Any] = []
 _INTERRUPTED: list[bool] = []
 _ALLOW_MISMATCH: list[bool] = []  # --allow-preprocessing-mismatch given (eegalign's flag, not Lightning's)
+_ALLOW_SUBJECTS: list[bool] = []  # --allow-subject-mismatch given (idem)
+SUBJECTS_FLAG = "--allow-subject-mismatch"
 
 
 def _interrupt_flag() -> Any:
@@ -178,6 +182,7 @@ def _check_before_writing(cli: Any, root: Any) -> None:
     ckpt_dir = Path(getattr(callback, "dirpath", None) or Path(root) / "checkpoints")
     ckpt_path = cli._get(cli.config, "ckpt_path", default=None)
     if cli.subcommand == "fit" and ckpt_path:
+        _check_something_to_resume(str(ckpt_path), Path(root), ckpt_dir)
         check_resume(str(ckpt_path), ckpt_dir, cli.model)
     if ckpt_path:
         _check_ckpt_preprocessing(cli, str(ckpt_path), ckpt_dir)
@@ -186,6 +191,19 @@ def _check_before_writing(cli: Any, root: Any) -> None:
         copies = (top_k if top_k > 0 else 0) + 2  # best-k, last, and the temporary file of a save
         check_writable(ckpt_dir, need_bytes=copies * checkpoint_size_estimate(cli.model),
                        option="--trainer.default_root_dir")
+
+
+def _check_something_to_resume(ckpt_path: str, root: Any, ckpt_dir: Any) -> None:
+    """``--ckpt_path last`` into a run that saved no checkpoint: refused (Lightning would quietly start from scratch
+    beside the stopped run's records). Into a new or empty directory it starts a run, as Lightning does."""
+    from eegalign.checkpoint_io import resolve_last
+    from eegalign.errors import ConfigError
+    from eegalign.outputs import output_kind
+    from eegalign.rundir import RUN_KIND
+
+    if ckpt_path == "last" and resolve_last(ckpt_dir) is None and output_kind(root) == RUN_KIND:
+        raise ConfigError(f"--ckpt_path last: run directory {root} holds no checkpoint to resume in {ckpt_dir} (its "
+                          f"run stopped before the first); start a new run in another --trainer.default_root_dir")
 
 
 def _check_ckpt_preprocessing(cli: Any, ckpt_path: str, ckpt_dir: Any) -> None:
@@ -205,6 +223,34 @@ def _check_ckpt_preprocessing(cli: Any, ckpt_path: str, ckpt_dir: Any) -> None:
         return  # not written by eegalign fit: no record to compare (Lightning loads it as it is)
     doing = {"fit": "resume"}.get(cli.subcommand, cli.subcommand)
     check_preprocessing(meta.get("preprocessing"), manifest, f"checkpoint {path}", bool(_ALLOW_MISMATCH), doing)
+    _check_ckpt_subjects(cli, meta.get("subjects"), path, doing)
+
+
+def _check_ckpt_subjects(cli: Any, recorded: Any, path: Any, doing: str) -> None:
+    """Refuse (one line) to test/validate/predict/resume a checkpoint on other subjects than its run's.
+
+    A leave-one-subject-out checkpoint tested with the default subject selection would be scored on
+    its training subjects too, silently. The run's record (None in older checkpoints) decides.
+    """
+    import sys
+
+    from eegalign.errors import ConfigError
+    from eegalign.system import _subject_protocol
+
+    now = _subject_protocol(cli.datamodule)
+    if not isinstance(recorded, dict) or now is None:
+        return
+    split = {"test": "test", "predict": getattr(cli.datamodule, "predict_split", "test")}.get(cli.subcommand, "train")
+    key = "test" if split == "test" else "train"  # validation trials come from the training subjects
+    if list(recorded.get(key) or []) == now[key] and (key == "test" or recorded.get("test") == now["test"]):
+        return
+    text = (f"checkpoint {path} was trained with subjects {recorded.get('train')} and tested on {recorded.get('test')} "
+            f"({recorded.get('protocol')}), but this {doing} uses {now[key]} for its {split} split")
+    if _ALLOW_SUBJECTS:
+        print(f"eegalign: warning: {text}", file=sys.stderr)
+        return
+    raise ConfigError(f"{text}; pass the run's --data.subjects / --data.leave_out_subject, or {SUBJECTS_FLAG} "
+                      f"to {doing} on these subjects anyway")
 
 
 def _open_run_dir(cli: Any, root: Any) -> Any:
@@ -221,34 +267,31 @@ def _open_run_dir(cli: Any, root: Any) -> Any:
     return records
 
 
-def _safe_csv_logger() -> type:
-    """A CSVLogger that never deletes or truncates a file: records named per invocation, atomic rewrites.
-
-    Lightning's CSVLogger deletes an existing metrics.csv and appends in place; this one keeps the
-    rows already there (a resumed run keeps its history), merges new columns into the header and
-    rewrites the whole file atomically at every flush, and writes the hyperparameters atomically to
-    the name :func:`eegalign.rundir.plan_records` chose.
-    """
+def _safe_experiment_writer() -> type:
+    """Lightning's ExperimentWriter made safe: it keeps an existing metrics file (its rows and header),
+    rewrites the whole file atomically at every flush, and writes the hyperparameters atomically; both
+    file names come from the run's records (:func:`eegalign.rundir.plan_records`)."""
     import csv
     import io as _io
 
-    from lightning.fabric.loggers.logger import rank_zero_experiment
-    from lightning.pytorch.loggers import CSVLogger
     from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
     from eegalign.io import atomic_file
 
     class _SafeWriter(ExperimentWriter):
         def __init__(self, log_dir: str, records: Any) -> None:
+            """``records`` names the files: ``records.metrics`` (CSV) and ``records.hparams`` (YAML)."""
             self.NAME_METRICS_FILE, self.NAME_HPARAMS_FILE = records.metrics, records.hparams
             super().__init__(log_dir=log_dir)
 
         def _check_log_dir_exists(self) -> None:  # keep what is there
+            """Adopt the header of an existing metrics file instead of deleting it."""
             if os.path.isfile(self.metrics_file_path):
                 with open(self.metrics_file_path, newline="") as f:
                     self.metrics_keys = sorted(next(csv.reader(f), []))
 
         def save(self) -> None:
+            """Old rows + buffered rows under the merged header, written atomically; empties the buffer."""
             if not self.metrics:
                 return
             self._record_new_keys()
@@ -265,23 +308,43 @@ def _safe_csv_logger() -> type:
             self.metrics = []
 
         def log_hparams(self, params: dict[str, Any]) -> None:
+            """Merge ``params`` into the hyperparameters and rewrite their YAML file atomically."""
             from lightning.pytorch.core.saving import save_hparams_to_yaml
 
             self.hparams.update(params)
             with atomic_file(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)) as tmp:
                 save_hparams_to_yaml(str(tmp), self.hparams)
 
+    return _SafeWriter
+
+
+def _safe_csv_logger() -> type:
+    """A CSVLogger that never deletes or truncates a file: records named per invocation, atomic rewrites.
+
+    Lightning's CSVLogger deletes an existing metrics.csv and appends in place; this one keeps the
+    rows already there (a resumed run keeps its history), merges new columns into the header and
+    rewrites the whole file atomically at every flush, and writes the hyperparameters atomically to
+    the name :func:`eegalign.rundir.plan_records` chose (see :func:`_safe_experiment_writer`).
+    """
+    from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    safe_writer = _safe_experiment_writer()
+
     class SafeCSVLogger(CSVLogger):
         def __init__(self, *args: Any, records: Any, **kwargs: Any) -> None:
+            """CSVLogger's arguments, plus the run's ``records`` (file names for the writer)."""
             super().__init__(*args, **kwargs)
             self._records = records
 
         @property
         @rank_zero_experiment
         def experiment(self) -> ExperimentWriter:
+            """The safe writer, created (with its directory) on first use."""
             if self._experiment is None:
                 self._fs.makedirs(self.root_dir, exist_ok=True)
-                self._experiment = _SafeWriter(log_dir=self.log_dir, records=self._records)
+                self._experiment = safe_writer(log_dir=self.log_dir, records=self._records)
             return self._experiment
 
     return SafeCSVLogger
@@ -322,6 +385,10 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     if ALLOW_FLAG in argv:
         _ALLOW_MISMATCH.append(True)
         argv = [a for a in argv if a != ALLOW_FLAG]
+    _ALLOW_SUBJECTS.clear()
+    if SUBJECTS_FLAG in argv:
+        _ALLOW_SUBJECTS.append(True)
+        argv = [a for a in argv if a != SUBJECTS_FLAG]
     try:
         cli = _cli_class()(
             AlignmentModule,

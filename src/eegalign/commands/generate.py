@@ -158,7 +158,11 @@ def run(args: argparse.Namespace) -> int:
     if args.model:  # a model directory (`eegalign export`) run over one split of the cache
         from eegalign.evaluate import predict_checkpoint
 
-        preds = predict_checkpoint(args.model, args.cache, args.split, device="cpu")[0]
+        preds, info, _ = predict_checkpoint(args.model, args.cache, args.split, device="cpu")
+        if info.get("evaluated_subjects"):  # the run's own subjects (a leave-one-subject-out model: the left-out one)
+            chosen = info["evaluated_subjects"]
+            print(f"generating for subject(s) {chosen['subjects']} of the {args.split} split (from the {chosen['source']})",
+                  file=sys.stderr)
     else:
         preds = Predictions.load(args.predictions)
     check_not_input(out, [preds.cache])  # the originals are read from the cache's images/

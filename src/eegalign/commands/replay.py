@@ -33,13 +33,14 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from eegalign.errors import ConfigError
+    from eegalign.realtime.options import check_positive
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
     if args.repeat < 1:
         raise ConfigError("--repeat must be >= 1")
-    if args.wait < 0:
-        raise ConfigError("--wait must be >= 0")
+    check_positive({"--rate": args.rate, "--gap-ms": args.gap_ms, "--chunk-ms": args.chunk_ms})
+    check_positive({"--wait": args.wait}, zero_ok=True)
     if args.local:
         from eegalign.realtime.lslconfig import use_local_config
 

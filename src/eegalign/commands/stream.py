@@ -20,13 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-result-stream", action="store_true", help="do not publish results over LSL")
     parser.add_argument("--gallery", default="prototypes",
                         help="what predictions are ranked against: `prototypes` (class prototypes of the training "
-                             "cache's train split) or an image-target safetensors file (default prototypes)")
+                             "cache's train split; warned about on a zero-shot cache such as THINGS-EEG2, whose test "
+                             "classes have no prototype) or an image-target safetensors file (default prototypes)")
     parser.add_argument("--cache", help="with --gallery prototypes: the training cache, if it moved")
     parser.add_argument("--out", required=True, metavar="FILE.jsonl", help="results, one JSON line per trial")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--max-trials", type=int, help="stop after N trials")
     parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds to wait for the streams, at start and after a loss (default 10)")
+                        help="seconds to wait for the streams at start (resolution, description, first clock "
+                             "offset and opening together, at most about 0.5 s more), and the longest time without a "
+                             "new EEG sample, across reconnections, before giving up (default 10)")
     parser.add_argument("--stall", type=float, default=2.0, help="no EEG sample for this many seconds is a loss (default 2)")
     parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                         help="auto: ONNX Runtime when DIR has model.onnx, else torch")
@@ -42,12 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from eegalign.errors import ConfigError
+    from eegalign.realtime.options import check_positive
     from eegalign.realtime.results import check_log_path
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
-    if not args.timeout > 0 or not args.stall > 0:
-        raise ConfigError("--timeout and --stall must be > 0")
+    check_positive({"--timeout": args.timeout, "--stall": args.stall})
     if not Path(args.model).is_dir():
         raise ConfigError(f"--model {args.model} is not a directory (a model directory written by `eegalign export`)")
     gallery_file = None if args.gallery == "prototypes" else args.gallery

@@ -137,10 +137,33 @@ def check_meta_unchanged(path: Path, manifest: dict[str, Any]) -> None:
                         f"manifest.json's meta_sha256): its rows may no longer match eeg.npy; {_redo(path)}")
 
 
-def check_stats(path: Path, stats: Any) -> None:
-    """``stats.json`` must be a JSON object (the preprocessing record)."""
+def check_stats(path: Path, stats: Any, manifest: dict[str, Any] | None = None) -> None:
+    """``stats.json`` must be a JSON object whose z-score record agrees with the manifest.
+
+    ``export`` copies it into a model directory's ``preprocess.json``, which live decoding applies
+    to raw EEG: a missing or damaged record would silently skip or distort the normalisation.
+    """
+    f = path / "stats.json"
     if not isinstance(stats, dict):
-        raise DataError(f"{path / 'stats.json'} is not a JSON object; {_redo(path)}")
+        raise DataError(f"{f} is not a JSON object; {_redo(path)}")
+    norm = stats.get("normalisation")
+    if not isinstance(norm, dict) or norm.get("norm") not in ("global", "channel", "none"):
+        raise DataError(f"{f}: 'normalisation' must record norm global, channel or none; {_redo(path)}")
+    want = ((manifest or {}).get("params") or {}).get("norm")
+    if isinstance(want, str) and norm["norm"] != want:
+        raise DataError(f"{f} records norm {norm['norm']!r} but manifest.json says {want!r}; {_redo(path)}")
+    if norm["norm"] == "none":
+        return
+    shape = () if norm["norm"] == "global" else (int((manifest or {}).get("n_chans", -1)),)
+    for key in ("mean", "std"):
+        try:
+            value = np.asarray(norm.get(key), dtype=np.float64)
+        except (TypeError, ValueError):
+            value = np.asarray([np.nan])
+        if value.shape != shape or not np.isfinite(value).all() or (key == "std" and (value <= 0).any()):
+            what = "a finite number" if not shape else f"{shape[0]} finite numbers (one per channel)"
+            raise DataError(f"{f}: normalisation {key!r} must be {what}{', positive' if key == 'std' else ''}; "
+                            f"{_redo(path)}")
 
 
 def check_cache(cache: Any) -> None:
@@ -156,7 +179,7 @@ def check_cache(cache: Any) -> None:
         stats = json.loads((path / "stats.json").read_text())
     except (OSError, ValueError) as e:
         raise DataError(f"{path / 'stats.json'} is not readable JSON; {_redo(path)}") from e
-    check_stats(path, stats)
+    check_stats(path, stats, cache.manifest)
     eeg = read_eeg(path)
     check_eeg(path, eeg, cache.manifest)
     meta = read_meta(path)

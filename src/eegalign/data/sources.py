@@ -304,84 +304,131 @@ def _table_parts(dsdict: Any, where: str) -> dict[str, list[_SplitPart]]:
     return out
 
 
-def _read_hub_schema(
-    parts: dict[str, list[_SplitPart]], *, fmt: str, source: str, n_chans: int | None, root: Path | None, progress: bool
-) -> Records:
-    import pandas as pd
-    from tqdm.auto import tqdm
-
+def _check_hub_splits(parts: dict[str, list[_SplitPart]], source: str) -> int:
+    """Refuse a missing or empty train/validation/test split; return the total row count."""
     for split in SPLITS:
         if split not in parts:
             raise DataError(f"{source}: no {split} split found (need train, validation and test)")
         if sum(p.num_rows for p in parts[split]) == 0:
             raise DataError(f"{source}: the {split} split is empty")
-    total = sum(p.num_rows for split in SPLITS for p in parts[split])
-    eeg: np.ndarray | None = None
+    return sum(p.num_rows for split in SPLITS for p in parts[split])
+
+
+@dataclass
+class _EegSink:
+    """Preallocated ``(total, C, T)`` float32 EEG filled batch by batch, channels first.
+
+    The first batch fixes the raw trial shape and (with ``n_chans``) whether trials are time x channels.
+    """
+
+    total: int
+    n_chans: int | None
+    eeg: np.ndarray | None = None  # (total, C, T) once the first batch arrived
     raw_shape: tuple[int, int] | None = None
-    transpose = False
-    cols: dict[str, list] = {k: [] for k in ("split", "subject", "label", "label_folder", "caption", "image_id")}
-    images: dict[str, bytes] = {}
-    order_cols: dict[str, list[np.ndarray]] = {}
-    pos = 0
+    transpose: bool = False
+    pos: int = 0
+
+    def add(self, column: Any, where: str, first_row: int) -> None:
+        """Convert one arrow EEG ``column`` (rows ``first_row``.. of ``where``) and append it."""
+        x = eeg_from_arrow(column, expect=self.raw_shape, where=where, first_row=first_row)
+        if self.raw_shape is None:
+            self.raw_shape = (x.shape[1], x.shape[2])
+            self.transpose = _orientation(self.raw_shape, self.n_chans, where)
+            c, t = (self.raw_shape[1], self.raw_shape[0]) if self.transpose else self.raw_shape
+            self.eeg = np.empty((self.total, c, t), dtype=np.float32)
+        assert self.eeg is not None
+        n = len(x)
+        self.eeg[self.pos : self.pos + n] = x.transpose(0, 2, 1) if self.transpose else x  # (n, T, C) -> (n, C, T)
+        self.pos += n
+
+
+@dataclass
+class _MetaColumns:
+    """Per-trial metadata and unique image bytes gathered batch by batch from hub-schema tables."""
+
+    cols: dict[str, list] = field(
+        default_factory=lambda: {k: [] for k in ("split", "subject", "label", "label_folder", "caption", "image_id")}
+    )
+    images: dict[str, bytes] = field(default_factory=dict)  # image_id -> encoded bytes
+    order_cols: dict[str, list[np.ndarray]] = field(default_factory=dict)  # ORDER_COLUMNS present, per batch
+
+    def add(self, batch: Any, split: str, where: str, root: Path | None) -> None:
+        """Append the metadata of one arrow record ``batch`` of ``split`` (image paths resolve under ``root``)."""
+        cols = self.cols
+        for data in _image_bytes(batch.column("image"), where, root):
+            iid = image_id_from_bytes(data)
+            self.images.setdefault(iid, data)
+            cols["image_id"].append(iid)
+        for name in ("subject", "label"):
+            v = batch.column(name)
+            if v.null_count:
+                raise DataError(f"{where}: column {name!r} has missing values")
+            cols[name].append(np.asarray(v.to_numpy(zero_copy_only=False), dtype=np.int64))
+        cols["label_folder"].extend(str(s) for s in batch.column("label_folder").to_pylist())
+        cols["caption"].extend("" if s is None else str(s) for s in batch.column("caption").to_pylist())
+        cols["split"].extend([split] * batch.num_rows)
+        for name in ORDER_COLUMNS:
+            if name in batch.schema.names:
+                self.order_cols.setdefault(name, []).append(
+                    np.asarray(batch.column(name).to_numpy(zero_copy_only=False), dtype=np.int64)
+                )
+
+    def frame(self, total: int) -> Any:
+        """The ``meta`` DataFrame of ``total`` rows; an order column only when every part had it."""
+        import pandas as pd
+
+        cols = self.cols
+        meta = pd.DataFrame(
+            {
+                "split": cols["split"],
+                "subject": np.concatenate(cols["subject"]),
+                "label": np.concatenate(cols["label"]),
+                "label_folder": cols["label_folder"],
+                "caption": cols["caption"],
+                "image_id": cols["image_id"],
+            }
+        )
+        for name, parts_of in self.order_cols.items():  # a column some parts lack says nothing about order: dropped
+            values = np.concatenate(parts_of)
+            if len(values) == total:
+                meta[name] = values
+        return meta
+
+
+def _read_hub_schema(
+    parts: dict[str, list[_SplitPart]], *, fmt: str, source: str, n_chans: int | None, root: Path | None, progress: bool
+) -> Records:
+    """Read the hub-schema ``parts`` of every split into :class:`Records` (EEG ``(N, C, T)``, split order).
+
+    ``fmt``/``source`` are recorded; ``n_chans`` decides the orientation; image paths resolve under ``root``.
+    """
+    from tqdm.auto import tqdm
+
+    total = _check_hub_splits(parts, source)
+    sink = _EegSink(total=total, n_chans=n_chans)
+    meta_cols = _MetaColumns()
     bar = tqdm(total=total, desc="reading trials", unit="trial", disable=not progress, file=sys.stderr)
     for split in SPLITS:
         for part in parts[split]:
             row0 = 0
             for batch in part.batches():
-                n = batch.num_rows
-                where = part.name
-                x = eeg_from_arrow(batch.column(EEG_COLUMN), expect=raw_shape, where=where, first_row=row0)
-                if raw_shape is None:
-                    raw_shape = (x.shape[1], x.shape[2])
-                    transpose = _orientation(raw_shape, n_chans, where)
-                    c, t = (raw_shape[1], raw_shape[0]) if transpose else raw_shape
-                    eeg = np.empty((total, c, t), dtype=np.float32)
-                assert eeg is not None
-                eeg[pos : pos + n] = x.transpose(0, 2, 1) if transpose else x  # (n, T, C) -> (n, C, T)
-                for i, data in enumerate(_image_bytes(batch.column("image"), where, root)):
-                    iid = image_id_from_bytes(data)
-                    images.setdefault(iid, data)
-                    cols["image_id"].append(iid)
-                for name in ("subject", "label"):
-                    v = batch.column(name)
-                    if v.null_count:
-                        raise DataError(f"{where}: column {name!r} has missing values")
-                    cols[name].append(np.asarray(v.to_numpy(zero_copy_only=False), dtype=np.int64))
-                cols["label_folder"].extend(str(s) for s in batch.column("label_folder").to_pylist())
-                cols["caption"].extend("" if s is None else str(s) for s in batch.column("caption").to_pylist())
-                cols["split"].extend([split] * n)
-                for name in ORDER_COLUMNS:
-                    if name in batch.schema.names:
-                        order_cols.setdefault(name, []).append(np.asarray(batch.column(name).to_numpy(zero_copy_only=False), dtype=np.int64))
-                pos += n
-                row0 += n
-                bar.update(n)
+                sink.add(batch.column(EEG_COLUMN), part.name, row0)
+                meta_cols.add(batch, split, part.name, root)
+                row0 += batch.num_rows
+                bar.update(batch.num_rows)
     bar.close()
-    if pos != total:
-        raise DataError(f"{source}: expected {total} rows, read {pos}")
-    meta = pd.DataFrame(
-        {
-            "split": cols["split"],
-            "subject": np.concatenate(cols["subject"]),
-            "label": np.concatenate(cols["label"]),
-            "label_folder": cols["label_folder"],
-            "caption": cols["caption"],
-            "image_id": cols["image_id"],
-        }
-    )
-    for name, parts_of in order_cols.items():  # a column some parts lack says nothing about order: dropped
-        values = np.concatenate(parts_of)
-        if len(values) == total:
-            meta[name] = values
-    assert eeg is not None
+    if sink.pos != total:
+        raise DataError(f"{source}: expected {total} rows, read {sink.pos}")
+    meta = meta_cols.frame(total)
+    assert sink.eeg is not None
     return Records(
-        eeg=eeg,
+        eeg=sink.eeg,
         meta=meta,
-        images=images,
+        images=meta_cols.images,
         classes=_classes_from_meta(meta, source),
         format=fmt,
         source=source,
-        notes={"raw_trial_shape": list(raw_shape or ()), "transposed": transpose},
+        notes={"raw_trial_shape": list(sink.raw_shape or ()), "transposed": sink.transpose},
     )
 
 
@@ -462,26 +509,17 @@ def _safe_torch_load(path: Path, what: str) -> Any:
         raise DataError(f"{path} is not a readable {what} ({first_line(e)})") from e
 
 
-def read_release(
-    path: str | Path, *, splits: str | Path | None, fold: int = 0, n_chans: int | None = None, progress: bool = True
-) -> Records:
-    """Read the original CVPR40 release ``.pth`` and its splits file.
-
-    The ``.pth`` is a dict with ``dataset`` (list of dicts: ``eeg`` tensor channels x time, ``image``
-    index, ``label`` index, ``subject``), ``labels`` (wnids) and ``images`` (image names). The splits
-    file holds ``splits[fold]["train"|"val"|"test"]`` (optionally under a ``"splits"`` key): index
-    lists into ``dataset``. Trials of 450..600 samples are kept and cropped to samples 20:460.
-    """
-    import pandas as pd
-    import torch
-
-    from eegalign.data.classes import wnid_to_name
-
-    path = Path(path)
+def _load_release(path: Path) -> dict:
+    """The release ``.pth`` as a dict with ``dataset``, ``labels`` and ``images``; DataError otherwise."""
     obj = _safe_torch_load(path, "release file")
     if not isinstance(obj, dict) or not {"dataset", "labels", "images"} <= set(obj):
         keys = ", ".join(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise DataError(f"{path} is not the CVPR40 release format (need a dict with dataset, labels, images; got {keys})")
+    return obj
+
+
+def _load_fold(splits: str | Path | None, fold: int) -> dict:
+    """Fold ``fold`` of the splits file ``splits`` (``splits[fold]``, optionally under a ``"splits"`` key)."""
     if splits is None:
         raise DataError("the release format needs its splits file: pass --splits FILE [--fold N]")
     sobj = _safe_torch_load(Path(splits), "splits file")
@@ -493,8 +531,14 @@ def read_release(
         raise DataError(f"{splits}: no fold {fold} in the splits file") from e
     if not isinstance(fold_splits, dict):
         raise DataError(f"{splits}: fold {fold} is not a dict with train/val/test index lists")
+    return fold_splits
 
-    dataset, labels, names = obj["dataset"], [str(x) for x in obj["labels"]], [str(x) for x in obj["images"]]
+
+def _assign_splits(fold_splits: dict, n_trials: int, splits: str | Path, fold: int) -> dict[int, str]:
+    """Trial index -> canonical split name from one fold's index lists (unknown keys ignored).
+
+    Refuses an index outside ``0..n_trials-1`` or a trial in two splits (``splits``/``fold`` name the file).
+    """
     assignment: dict[int, str] = {}
     for key, idx in fold_splits.items():
         split = SPLIT_ALIASES.get(str(key))
@@ -504,12 +548,27 @@ def read_release(
             i = int(i)
             if i in assignment and assignment[i] != split:
                 raise DataError(f"{splits}: trial {i} is in both the {assignment[i]} and {split} splits of fold {fold}")
-            if not 0 <= i < len(dataset):
-                raise DataError(f"{splits}: index {i} is outside the data set ({len(dataset)} trials)")
+            if not 0 <= i < n_trials:
+                raise DataError(f"{splits}: index {i} is outside the data set ({n_trials} trials)")
             assignment[i] = split
-    lo, hi = RELEASE_CROP
+    return assignment
+
+
+def _kept_by_length(
+    dataset: list, assignment: dict[int, str], path: Path, n_chans: int | None
+) -> tuple[dict[str, list[int]], int]:
+    """Per split, the assigned trials (ascending) of ``RELEASE_MIN_LEN..RELEASE_MAX_LEN`` samples.
+
+    Trials the peers' length rule keeps but that end before the crop's last sample (450..459
+    samples) would come out shorter than 440 samples: they are left out too, counted and warned
+    about. Returns ``(kept, n_too_short_for_crop)``. Checks every assigned entry: a dict with a
+    2-D ``eeg`` tensor whose channel count is ``n_chans`` (when given) and the same as the first trial's.
+    """
+    import torch
+
     kept: dict[str, list[int]] = {s: [] for s in SPLITS}
     chans: int | None = None
+    short = 0
     for i in sorted(assignment):
         d = dataset[i]
         if not isinstance(d, dict) or not {"eeg", "label", "image", "subject"} <= set(d):
@@ -524,17 +583,39 @@ def read_release(
         elif e.shape[0] != chans:
             raise DataError(f"{path}: dataset entry {i} has {e.shape[0]} channels, expected {chans} like the first trial")
         if RELEASE_MIN_LEN <= e.shape[1] <= RELEASE_MAX_LEN:
-            kept[assignment[i]].append(i)
-    order = [i for s in SPLITS for i in kept[s]]
-    for s in SPLITS:
-        if not kept[s]:
-            raise DataError(f"{path}: the {s} split of fold {fold} is empty (after keeping trials of {RELEASE_MIN_LEN}..{RELEASE_MAX_LEN} samples)")
+            if e.shape[1] < RELEASE_CROP[1]:
+                short += 1
+            else:
+                kept[assignment[i]].append(i)
+    if short:
+        print(f"eegalign: warning: {short} trial(s) of {RELEASE_MIN_LEN}..{RELEASE_CROP[1] - 1} samples are too short for "
+              f"the {RELEASE_CROP[0]}:{RELEASE_CROP[1]} crop and are left out", file=sys.stderr)
+    return kept, short
+
+
+def _release_eeg(dataset: list, order: list[int], progress: bool) -> np.ndarray:
+    """The trials ``order`` cropped to ``RELEASE_CROP``: (N, C, 440) float32."""
+    import torch
+
+    lo, hi = RELEASE_CROP
     it: Iterable[int] = order
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(order, desc="reading trials", unit="trial", file=sys.stderr)
     eeg = torch.stack([dataset[i]["eeg"][:, lo:hi].float() for i in it]).numpy()  # (N, C, 440)
+    return np.ascontiguousarray(eeg, dtype=np.float32)
+
+
+def _release_meta(
+    dataset: list, kept: dict[str, list[int]], labels: list[str], names: list[str], path: Path
+) -> Any:
+    """The ``meta`` DataFrame of the kept trials (split order); captions from the wnids, ids from image names."""
+    import pandas as pd
+
+    from eegalign.data.classes import wnid_to_name
+
+    order = [i for s in SPLITS for i in kept[s]]
     to_name = wnid_to_name()
     lab = np.array([int(dataset[i]["label"]) for i in order], dtype=np.int64)
     img = [int(dataset[i]["image"]) for i in order]
@@ -543,7 +624,7 @@ def read_release(
     if min(img) < 0 or max(img) >= len(names):
         raise DataError(f"{path}: an image index is outside the images list")
     wnids = [labels[k] for k in lab]
-    meta = pd.DataFrame(
+    return pd.DataFrame(
         {
             "split": [s for s in SPLITS for _ in kept[s]],
             "subject": np.array([int(dataset[i]["subject"]) for i in order], dtype=np.int64),
@@ -553,8 +634,32 @@ def read_release(
             "image_id": [image_id_from_name(names[k]) for k in img],
         }
     )
+
+
+def read_release(
+    path: str | Path, *, splits: str | Path | None, fold: int = 0, n_chans: int | None = None, progress: bool = True
+) -> Records:
+    """Read the original CVPR40 release ``.pth`` and its splits file.
+
+    The ``.pth`` is a dict with ``dataset`` (list of dicts: ``eeg`` tensor channels x time, ``image``
+    index, ``label`` index, ``subject``), ``labels`` (wnids) and ``images`` (image names). The splits
+    file holds ``splits[fold]["train"|"val"|"test"]`` (optionally under a ``"splits"`` key): index
+    lists into ``dataset``. Trials of 450..600 samples are kept and cropped to samples 20:460.
+    """
+    path = Path(path)
+    obj = _load_release(path)
+    fold_splits = _load_fold(splits, fold)
+    dataset, labels, names = obj["dataset"], [str(x) for x in obj["labels"]], [str(x) for x in obj["images"]]
+    assignment = _assign_splits(fold_splits, len(dataset), splits, fold)
+    kept, too_short = _kept_by_length(dataset, assignment, path, n_chans)
+    order = [i for s in SPLITS for i in kept[s]]
+    for s in SPLITS:
+        if not kept[s]:
+            raise DataError(f"{path}: the {s} split of fold {fold} is empty (after keeping trials of {RELEASE_MIN_LEN}..{RELEASE_MAX_LEN} samples)")
+    eeg = _release_eeg(dataset, order, progress)  # (N, C, 440)
+    meta = _release_meta(dataset, kept, labels, names, path)
     return Records(
-        eeg=np.ascontiguousarray(eeg, dtype=np.float32),
+        eeg=eeg,
         meta=meta,
         images={},
         classes=labels,
@@ -565,8 +670,9 @@ def read_release(
             "splits_file": str(splits),
             "fold": fold,
             "kept_length": [RELEASE_MIN_LEN, RELEASE_MAX_LEN],
-            "crop": [lo, hi],
+            "crop": list(RELEASE_CROP),
             "dropped_by_length": len(assignment) - len(order),
+            **({"too_short_for_crop": too_short} if too_short else {}),  # (part of dropped_by_length)
         },
     )
 

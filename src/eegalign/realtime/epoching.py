@@ -4,7 +4,8 @@ Times are LSL timestamps already mapped onto one clock (each stream's ``time_cor
 never arrival times. An epoch starts at the sample nearest to ``t_marker`` plus ``start_samples``
 (the epoch's first sample relative to stimulus onset, from preprocess.json) and lasts ``n_times``
 samples; :func:`cut_epoch` says whether it is ``ready``, must ``wait`` for more samples, or is
-``missed`` (its start left the buffer, or the stream lost samples inside it).
+``missed`` (its start left the buffer, or samples were lost, or timestamps went out of order, anywhere
+between the marker's sample and the epoch's end).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def cut_epoch(data: np.ndarray, timestamps: np.ndarray, t_marker: float, *, star
               period: float) -> Cut:
     """Cut the epoch of a marker from buffered samples ``data`` (N, C) with ``timestamps`` (N,), ascending.
 
-    ``period``: the sample period (1 / sampling rate) in seconds. A gap of more than 1.5 periods inside
-    the epoch means samples were lost: the epoch is ``missed``.
+    ``period``: the sample period (1 / sampling rate) in seconds. The epoch's first sample is found by
+    counting ``start_samples`` from the marker's sample, so every step from that sample through the
+    epoch's last one must be one sample: a step above 1.5 periods (samples lost) or not above zero
+    (timestamps out of order) makes the epoch ``missed`` rather than silently shifted.
     """
     if len(timestamps) == 0 or t_marker > timestamps[-1] + period / 2:
         return Cut(WAIT)  # the marker's sample has not arrived yet
@@ -55,7 +58,22 @@ def cut_epoch(data: np.ndarray, timestamps: np.ndarray, t_marker: float, *, star
         return Cut(MISSED, reason="the epoch starts before the oldest buffered sample")
     if first + n_times > len(timestamps):
         return Cut(WAIT)
-    ts = timestamps[first : first + n_times]
-    if n_times > 1 and float(np.max(np.diff(ts))) > 1.5 * period:
-        return Cut(MISSED, reason="samples lost inside the epoch (timestamp gap)")
+    # The start is found by counting samples from the onset, so the whole span from the onset sample
+    # to the epoch's far end must be gap-free: a sample lost between marker and epoch would shift it.
+    lo, hi = min(onset, first), max(onset, first + n_times - 1)
+    bad = _timestamp_fault(timestamps[lo : hi + 1], period)
+    if bad:
+        return Cut(MISSED, reason=bad)
     return Cut(READY, np.ascontiguousarray(data[first : first + n_times].T, dtype=np.float32), first)  # (C, n_times)
+
+
+def _timestamp_fault(ts: np.ndarray, period: float) -> str:
+    """Why the timestamps ``ts`` (n,) are not one unbroken run of samples ('' when they are)."""
+    if len(ts) < 2:
+        return ""
+    steps = np.diff(ts)  # (n-1,)
+    if float(np.min(steps)) <= 0:
+        return "timestamps not increasing between the marker's sample and the epoch's end"
+    if float(np.max(steps)) > 1.5 * period:
+        return "samples lost between the marker's sample and the epoch's end (timestamp gap)"
+    return ""

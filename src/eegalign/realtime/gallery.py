@@ -34,6 +34,7 @@ class Gallery:
     embeddings: np.ndarray
     center: np.ndarray | None
     source: str
+    note: str = ""  # a warning for the user (prototypes that cannot name the test images), '' if none
 
     def __post_init__(self) -> None:
         from eegalign.metrics.similarity import row_norms, scaled_rows
@@ -76,7 +77,29 @@ def prototypes(cache_dir: str | os.PathLike, route: str) -> Gallery:
     train = train_targets_from_cache(cache, route)
     classes, protos = class_prototypes(train.embeddings, train.labels)
     names = [cache.classes[int(c)] if int(c) < len(cache.classes) else str(int(c)) for c in classes]
-    return _centred(names, protos, f"class prototypes of {train.source}")
+    gallery = _centred(names, protos, f"class prototypes of {train.source}")
+    split = cache.meta["split"].to_numpy()
+    labels = cache.meta["label"].to_numpy()
+    gallery.note = zero_shot_note(labels[split == "train"], labels[split == "test"], str(cache.path),
+                                  str(cache.manifest.get("format") or ""))
+    return gallery
+
+
+def zero_shot_note(train_labels: np.ndarray, test_labels: np.ndarray, cache: str, fmt: str = "") -> str:
+    """A warning when test classes have no training trial, so class prototypes cannot contain them ('' otherwise).
+
+    THINGS-EEG2 is such a zero-shot split: its 200 test concepts are not among the training concepts,
+    so ``--gallery prototypes`` ranks only classes a test image never belongs to.
+    """
+    test = set(np.unique(test_labels).tolist())
+    unseen = test - set(np.unique(train_labels).tolist())
+    if not unseen and fmt != "things-eeg2":
+        return ""
+    what = f"{len(unseen)} of its {len(test)} test classes have no training trial" if unseen else "it is THINGS-EEG2"
+    return (f"eegalign: warning: --gallery prototypes ranks the training classes of {cache}, but {what} (a zero-shot "
+            "split): a test image's own class is not in the gallery, so test trials are never ranked right; pass "
+            "--gallery FILE, an image-target safetensors file holding the candidate images (e.g. the test images' "
+            "targets)")
 
 
 def from_file(path: str | os.PathLike) -> Gallery:

@@ -1,17 +1,18 @@
 """LSL inlets for ``eegalign stream``: bounded resolution, and pulling EEG and markers onto the local clock.
 
-Timestamps are the sender's LSL timestamps plus the inlet's ``time_correction()`` (refreshed every
-few seconds), never arrival times. Inlets are opened with ``recover=False`` so that a vanished
-source raises :class:`pylsl.util.LostError` at once instead of being waited for silently. The
-full stream description (``desc``, which resolution leaves out) and the first clock offset are
-fetched before the inlet opens.
+Timestamps are the sender's LSL timestamps plus the inlet's ``time_correction()``, added by liblsl
+(``proc_clocksync``, refreshed in the background) and kept ascending (``proc_monotonize``), never
+arrival times. Inlets are opened with ``recover=False`` so that a vanished source raises
+:class:`pylsl.util.LostError` at once instead of being waited for silently. The full stream
+description (``desc``, which resolution leaves out) and a first successful clock offset are fetched
+before the inlet opens: without one, no sample or marker is decoded (the source is treated as lost).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pylsl
@@ -19,10 +20,7 @@ from pylsl.util import LostError
 
 from eegalign.errors import DataError
 
-__all__ = ["LostError", "EEGInlet", "MarkerInlet", "resolve", "declared"]
-
-CORRECTION_EVERY_S = 5.0
-
+__all__ = ["LostError", "EEGInlet", "MarkerInlet", "resolve", "declared", "channel_labels"]
 
 def resolve(name: str, timeout: float) -> pylsl.StreamInfo | None:
     """The stream called ``name`` (the first found within ``timeout`` seconds), or None."""
@@ -40,53 +38,59 @@ def declared(info: pylsl.StreamInfo) -> dict[str, str]:
     return out
 
 
-@dataclass
-class _Clock:
-    """The inlet's time correction (sender clock -> local clock), refreshed every :data:`CORRECTION_EVERY_S` seconds.
+def channel_labels(info: pylsl.StreamInfo) -> list[str] | None:
+    """The channel labels of ``desc/channels/channel/label`` (the XDF convention), or None unless every channel has one."""
+    labels, ch = [], info.desc().child("channels").child("channel")
+    while not ch.empty():
+        labels.append(ch.child_value("label").strip())
+        ch = ch.next_sibling("channel")
+    if len(labels) != info.channel_count() or not all(labels):
+        return None
+    return labels
 
-    The first estimate (:meth:`prime`) takes a few hundred ms; later ones return liblsl's current value.
+
+def first_clock_offset(inlet: pylsl.StreamInlet, timeout: float) -> float:
+    """The inlet's first time correction (sender clock -> local clock), retried until ``timeout`` seconds pass.
+
+    Raises :class:`LostError` when none arrives in time: decoding never starts on uncorrected timestamps.
     """
-
-    inlet: pylsl.StreamInlet
-    value: float = 0.0
-    at: float = field(default=-1e9)
-
-    def prime(self, timeout: float) -> None:
+    end = time.monotonic() + max(0.0, timeout)
+    while True:
+        left = end - time.monotonic()
         try:
-            self.value = float(self.inlet.time_correction(timeout=timeout))
-            self.at = time.monotonic()
+            return float(inlet.time_correction(timeout=max(0.05, min(2.0, left))))
         except pylsl.util.TimeoutError:
-            pass  # retried by get()
+            if end - time.monotonic() <= 0:
+                raise LostError(f"no clock offset from the source within {timeout:g} s") from None
 
-    def get(self) -> float:
-        now = time.monotonic()
-        if now - self.at >= CORRECTION_EVERY_S:
-            try:
-                self.value = float(self.inlet.time_correction(timeout=0.05))
-                self.at = now
-            except pylsl.util.TimeoutError:
-                pass  # keep the last value; retried on the next call
-        return self.value
+
+def _remaining(end: float) -> float:
+    return max(0.05, end - time.monotonic())
 
 
 class _Inlet:
-    """A ``recover=False`` inlet whose full stream description and clock offset are fetched before it opens.
+    """A ``recover=False`` inlet whose full stream description and first clock offset are fetched before it opens.
 
+    liblsl itself maps the timestamps onto the local clock (``proc_clocksync``: the sender's timestamp
+    plus the inlet's current ``time_correction()``, refreshed in the background) and keeps them
+    ascending (``proc_monotonize``: a timestamp below the previous one is raised to it, so a clock
+    correction stepping backwards never puts the buffer out of order). No dejittering: timestamps stay
+    the sender's, so an epoch is cut at exactly the sample the marker names.
     Opening is a separate step (:meth:`open`), so that a source waiting for its consumers (``eegalign replay``)
-    starts only when both inlets are ready.
+    starts only when both inlets are ready. ``deadline`` (a ``time.monotonic()`` value) bounds every wait here.
     """
 
-    def __init__(self, info: pylsl.StreamInfo, max_buflen: int, timeout: float):
-        self.inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, recover=False)
+    def __init__(self, info: pylsl.StreamInfo, max_buflen: int, deadline: float):
+        flags = pylsl.proc_clocksync | pylsl.proc_monotonize
+        self.inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, recover=False, processing_flags=flags)
         try:
-            self.info = self.inlet.info(timeout=timeout)  # with desc(), which resolution leaves out
+            self.info = self.inlet.info(timeout=_remaining(deadline))  # with desc(), which resolution leaves out
         except pylsl.util.TimeoutError:
-            raise LostError(f"stream {info.name()!r} did not answer within {timeout:g} s") from None
-        self.clock = _Clock(self.inlet)
-        self.clock.prime(timeout)
+            raise LostError(f"stream {info.name()!r} did not send its description in time") from None
+        self.offset = first_clock_offset(self.inlet, deadline - time.monotonic())
 
-    def open(self, timeout: float = 5.0) -> None:
-        self.inlet.open_stream(timeout=timeout)
+    def open(self, deadline: float) -> None:
+        self.inlet.open_stream(timeout=_remaining(deadline))
 
     def close(self) -> None:
         self.inlet.close_stream()
@@ -95,8 +99,8 @@ class _Inlet:
 class EEGInlet(_Inlet):
     """Pull EEG chunks ``(m, C)`` with corrected timestamps ``(m,)`` from a resolved stream."""
 
-    def __init__(self, info: pylsl.StreamInfo, timeout: float = 5.0, max_chunk: int = 4096):
-        super().__init__(info, max_buflen=30, timeout=timeout)
+    def __init__(self, info: pylsl.StreamInfo, deadline: float, max_chunk: int = 4096):
+        super().__init__(info, max_buflen=30, deadline=deadline)
         self.n_chans = info.channel_count()
         self._dest = np.zeros((max_chunk, self.n_chans), dtype=np.float32)  # (max_chunk, C)
         self._max = max_chunk
@@ -108,7 +112,7 @@ class EEGInlet(_Inlet):
         m = len(ts)
         if m == 0:
             return self._dest[:0], np.zeros(0)
-        return self._dest[:m], np.asarray(ts, dtype=np.float64) + self.clock.get()
+        return self._dest[:m], np.asarray(ts, dtype=np.float64)  # already on the local clock (proc_clocksync)
 
 
 @dataclass
@@ -143,14 +147,13 @@ def parse_marker(raw: str, t: float) -> Marker:
 class MarkerInlet(_Inlet):
     """Pull string markers from a resolved marker stream."""
 
-    def __init__(self, info: pylsl.StreamInfo, timeout: float = 5.0):
+    def __init__(self, info: pylsl.StreamInfo, deadline: float):
         if info.channel_format() != pylsl.cf_string:
             raise DataError(f"marker stream {info.name()!r} does not carry strings")
-        super().__init__(info, max_buflen=360, timeout=timeout)
+        super().__init__(info, max_buflen=360, deadline=deadline)
 
     def pull(self) -> list[Marker]:
         samples, ts = self.inlet.pull_chunk(timeout=0.0)
         if not ts:
             return []
-        corr = self.clock.get()
-        return [parse_marker(str(s[0]), float(t) + corr) for s, t in zip(samples, ts)]
+        return [parse_marker(str(s[0]), float(t)) for s, t in zip(samples, ts)]  # t on the local clock

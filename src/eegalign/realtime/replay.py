@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from eegalign.errors import ConfigError, DataError
+from eegalign.errors import DataError
+from eegalign.realtime.options import check_positive
 from eegalign.realtime.preprocessing import undo_zscore
 from eegalign.realtime.schedule import Schedule, chunks
 
@@ -45,7 +46,8 @@ def eeg_info(name: str, n_chans: int, sfreq: float, *, channel_names: list[str] 
     chans = info.desc().append_child("channels")
     for i in range(n_chans):
         ch = chans.append_child("channel")
-        ch.append_child_value("label", channel_names[i] if channel_names else f"ch{i + 1}")
+        if channel_names:  # no invented labels: a cache without names publishes none, and stream says so
+            ch.append_child_value("label", channel_names[i])
         ch.append_child_value("type", "EEG")
     block = info.desc().append_child("eegalign")
     for key, value in declared.items():
@@ -82,8 +84,8 @@ def replay(cache_dir: str | Path, split: str = "test", *, name: str, rate: float
     from eegalign.data.cache import Cache
     from eegalign.pretrained import channel_names_of, preprocess_from_cache
 
-    if not rate > 0 or not gap_ms > 0 or not chunk_ms > 0:
-        raise ConfigError("--rate, --gap-ms and --chunk-ms must be > 0")
+    check_positive({"--rate": rate, "--gap-ms": gap_ms, "--chunk-ms": chunk_ms})
+    check_positive({"--wait": wait_s}, zero_ok=True)
     cache = Cache.open(cache_dir)
     pre = preprocess_from_cache(cache_dir)
     if rows is None:

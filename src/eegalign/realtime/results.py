@@ -85,3 +85,10 @@ class ResultOutlet:
 
     def push(self, line: str, timestamp: float) -> None:
         self.outlet.push_sample([line], timestamp)
+
+    def linger(self, seconds: float = 0.5) -> None:
+        """Give connected consumers ``seconds`` to receive the last results before the outlet goes."""
+        import time
+
+        if self.outlet.have_consumers():
+            time.sleep(seconds)

@@ -8,7 +8,9 @@ onto the local clock). A ready epoch is preprocessed (:mod:`.preprocessing`), en
 lines log and the result outlet (:mod:`.results`).
 
 Stream loss (the source vanished, or no EEG sample for ``stall`` seconds) is reported; pending
-trials are logged as missed, and both streams are resolved again for up to ``timeout`` seconds.
+trials are logged as missed, and both streams are resolved again. ``timeout`` bounds the time since
+the last new EEG sample across reconnections (a source that is still there but silent ends the
+session as lost too).
 An ``{"event": "end"}`` marker (sent by ``eegalign replay``) ends the session once every
 earlier marker is handled.
 """
@@ -29,7 +31,7 @@ from eegalign.realtime.buffer import SampleBuffer
 from eegalign.realtime.decoder import Decoder
 from eegalign.realtime.epoching import MISSED, READY, cut_epoch
 from eegalign.realtime.gallery import Gallery
-from eegalign.realtime.inlets import EEGInlet, LostError, Marker, MarkerInlet, declared, resolve
+from eegalign.realtime.inlets import EEGInlet, LostError, Marker, MarkerInlet, channel_labels, declared, resolve
 from eegalign.realtime.preprocessing import EpochPreprocessor
 from eegalign.realtime.results import ResultLog, ResultOutlet
 
@@ -62,13 +64,10 @@ class Connection:
     markers: MarkerInlet
     prep: EpochPreprocessor
     period: float
+    note: str = ""  # a warning about the connection (channel order unchecked), said once per session
 
     def close(self) -> None:
-        for inlet in (self.eeg, self.markers):
-            try:
-                inlet.close()
-            except Exception:  # noqa: BLE001 - closing a lost inlet may fail; nothing left to do
-                pass
+        _close([self.eeg, self.markers])
 
 
 def _skip_steps(info: pylsl.StreamInfo, record: dict[str, Any]) -> tuple[frozenset[str], float]:
@@ -80,28 +79,81 @@ def _skip_steps(info: pylsl.StreamInfo, record: dict[str, Any]) -> tuple[frozens
     if "bandpass" in applied and json.loads(block.get("bandpass", "null")) != record.get("bandpass"):
         raise DataError(f"stream {info.name()!r} was band-passed with {block.get('bandpass')} but the model expects "
                         f"{record.get('bandpass')}: replay the cache the model was trained on")
+    expected = int((record.get("epoch") or {}).get("start_samples", 0))
+    if "start_samples" in block and int(block["start_samples"]) != expected:
+        raise DataError(f"stream {info.name()!r} places its markers {block['start_samples']} samples before each epoch "
+                        f"but the model's epochs start {expected} samples after the marker: every epoch would be "
+                        "shifted; replay a cache prepared like the model's training cache")
     return applied, float(block.get("rate", "1") or 1)
 
 
-def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: float) -> Connection | None:
-    """Resolve and open both streams within ``timeout`` seconds (None if either is not there); check the montage."""
+def check_channels(info: pylsl.StreamInfo, model_names: list[str] | None) -> str:
+    """Refuse a stream whose channel labels differ from the model's montage; return a warning when unchecked ('' if fine).
+
+    Raises :class:`DataError` naming the first position where the labels differ (another order or montage).
+    """
+    labels = channel_labels(info)
+    if labels is None or not model_names:
+        side = "the stream has no channel labels" if labels is None else "the model directory records no channel names"
+        return f"eegalign: warning: {side}: channel order of stream {info.name()!r} not checked"
+    for i, (got, want) in enumerate(zip(labels, model_names)):
+        if got.casefold() != want.casefold():
+            raise DataError(f"stream {info.name()!r} channel {i + 1} is {got!r} but the model expects {want!r} there "
+                            "(another montage or channel order): send the channels in the model's order")
+    return ""
+
+
+def connect(opts: Options, decoder: Decoder, record: dict[str, Any], timeout: float) -> Connection | str:
+    """Resolve and open both streams within ``timeout`` seconds (about 0.5 s more at most); check the montage.
+
+    Returns the connection, or why there is none (a phrase): a source that is found but does not answer
+    (no description, no first clock offset) is closed and resolved again until the time is up.
+    """
     end = time.monotonic() + timeout
-    info = resolve(opts.eeg_name, timeout)
-    mk_info = resolve(opts.marker_name, max(0.5, end - time.monotonic())) if info is not None else None
-    if info is None or mk_info is None:
-        return None
+    while True:
+        got = _connect_once(opts, decoder, record, end)
+        if isinstance(got, Connection) or time.monotonic() >= end:
+            return got
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+
+def _connect_once(opts: Options, decoder: Decoder, record: dict[str, Any], end: float) -> Connection | str:
+    """One attempt at :func:`connect`, every wait bounded by the deadline ``end`` (``time.monotonic()``)."""
+    info = resolve(opts.eeg_name, max(0.1, end - time.monotonic()))
+    if info is None:
+        return f"no stream named {opts.eeg_name!r}"
+    mk_info = resolve(opts.marker_name, max(0.1, end - time.monotonic()))
+    if mk_info is None:
+        return f"no marker stream named {opts.marker_name!r}"
     sfreq = float(record["sfreq"])
     if info.channel_count() != decoder.n_chans or abs(info.nominal_srate() - sfreq) > 1e-6 * sfreq:
         raise DataError(f"stream {opts.eeg_name!r} has {info.channel_count()} channels at {info.nominal_srate():g} Hz "
                         f"but the model takes {decoder.n_chans} channels at {sfreq:g} Hz")
+    inlets: list[Any] = []
     try:
-        eeg, markers = EEGInlet(info), MarkerInlet(mk_info)
-    except LostError:
-        return None
-    skip, rate = _skip_steps(eeg.info, record)
-    for inlet in (eeg, markers):
-        inlet.open(timeout=max(1.0, end - time.monotonic()))
-    return Connection(eeg, markers, EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate))
+        inlets.append(EEGInlet(info, end))
+        inlets.append(MarkerInlet(mk_info, end))
+        eeg, markers = inlets
+        skip, rate = _skip_steps(eeg.info, record)
+        note = check_channels(eeg.info, (decoder.config.get("montage") or {}).get("channel_names"))
+        conn = Connection(eeg, markers, EpochPreprocessor(record, skip=skip), 1.0 / (sfreq * rate), note)
+        for inlet in inlets:
+            inlet.open(end)
+        return conn
+    except (LostError, pylsl.util.TimeoutError) as e:  # found but not answering, or gone between resolution and opening
+        _close(inlets)
+        return str(e) or "the source did not answer"
+    except BaseException:  # a refused source (DataError, ConfigError) or Ctrl-C: no inlet left open
+        _close(inlets)
+        raise
+
+
+def _close(inlets: list[Any]) -> None:
+    for inlet in inlets:
+        try:
+            inlet.close()
+        except Exception:  # noqa: BLE001 - closing a lost inlet may fail; nothing left to do
+            pass
 
 
 class Session:
@@ -116,6 +168,14 @@ class Session:
         self.decoded = self.missed = 0
         self.ended = False
         self.losses = 0
+        self.last_sample = time.monotonic()  # of the last new EEG sample (or the session's start)
+        self._noted: set[str] = set()
+
+    def note(self, conn: Connection) -> None:
+        """Say the connection's warning, once per session (not again after each reconnection)."""
+        if conn.note and conn.note not in self._noted:
+            self._noted.add(conn.note)
+            self.say(conn.note)
 
     @property
     def handled(self) -> int:
@@ -128,6 +188,7 @@ class Session:
 
     def run(self, conn: Connection) -> None:
         """Decode until done; on a loss, reconnect within the timeout or raise :class:`StreamLost`."""
+        self.note(conn)
         while not self.done():
             reason = self._pump(conn)
             if reason is None:
@@ -137,21 +198,26 @@ class Session:
                 self._drop_pending(f"stream ended ({reason})")
                 return
             conn = self._recover(reason)
+            self.note(conn)
         conn.close()
 
     def _pump(self, conn: Connection) -> str | None:
         """Pull and decode until done or a loss; return the loss's reason (None when done)."""
-        last_data = time.monotonic()
+        last_data = time.monotonic()  # stall: counted per connection; --timeout: since the session's last sample
         while not self.done():
             try:
                 data, ts = conn.eeg.pull(self.opts.pull_timeout)
                 markers = conn.markers.pull()
             except LostError:
                 return "the source closed the stream"
+            except pylsl.util.TimeoutError:  # liblsl's clock correction could not be refreshed
+                return "the source stopped answering clock queries"
             now = time.monotonic()
             if len(ts):
                 self.buffer.append(data, ts)
-                last_data = now
+                last_data = self.last_sample = now
+            elif now - self.last_sample > self.opts.timeout:
+                return f"no EEG sample for {self.opts.timeout:g} s"
             elif now - last_data > self.opts.stall:
                 return f"no EEG sample for {self.opts.stall:g} s"
             for m in markers:
@@ -223,15 +289,24 @@ class Session:
         self.buffer.clear()
 
     def _recover(self, reason: str) -> Connection:
-        """Report a loss, log pending trials as missed, and resolve the streams again within the timeout."""
+        """Report a loss, log pending trials as missed, and resolve the streams again.
+
+        ``--timeout`` bounds the time since the last new EEG sample, across reconnections: a source that
+        is still there but sends nothing ends the session instead of being reconnected forever.
+        """
         self.losses += 1
-        self.say(f"eegalign: warning: stream {self.opts.eeg_name!r} lost ({reason}) after {self.handled} trials; "
-                 f"results so far are in {self.log.path}; waiting up to {self.opts.timeout:g} s for it to come back")
         self._drop_pending(f"stream lost ({reason})")
-        conn = connect(self.opts, self.decoder, self.record, self.opts.timeout)
-        if conn is None:
-            raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}) and not back within {self.opts.timeout:g} s; "
+        left = self.opts.timeout - (time.monotonic() - self.last_sample)
+        if left <= 0:
+            raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}): no new EEG sample for "
+                             f"{self.opts.timeout:g} s (the source may still be there, sending nothing); "
                              f"{self.decoded} trials decoded, {self.missed} missed, results in {self.log.path}")
+        self.say(f"eegalign: warning: stream {self.opts.eeg_name!r} lost ({reason}) after {self.handled} trials; "
+                 f"results so far are in {self.log.path}; waiting up to {left:.3g} s for it to come back")
+        conn = connect(self.opts, self.decoder, self.record, left)
+        if isinstance(conn, str):
+            raise StreamLost(f"stream {self.opts.eeg_name!r} lost ({reason}) and not back within {self.opts.timeout:g} s "
+                             f"({conn}); {self.decoded} trials decoded, {self.missed} missed, results in {self.log.path}")
         self.say(f"eegalign: stream {self.opts.eeg_name!r} is back; decoding again")
         return conn
 
@@ -252,14 +327,17 @@ def run_stream(model_dir: str | Path, out: str | Path, opts: Options, *, gallery
     record = read_preprocess(model_dir)
     check_record(record)
     items = load_gallery(gallery, record, decoder.config.get("route") or "image", decoder.output_shape, cache)
+    if items.note:
+        say(items.note)
     decoder.warm_up()
     say(f"stream: {decoder.config['encoder'].get('name')} via {decoder.backend}; gallery: {len(items.names)} items "
         f"({items.source}); waiting up to {opts.timeout:g} s for streams {opts.eeg_name!r} and {opts.marker_name!r}")
-    conn = connect(opts, decoder, record, opts.timeout)
-    if conn is None:
-        raise DataError(f"no LSL streams named {opts.eeg_name!r} and {opts.marker_name!r} found within {opts.timeout:g} s "
-                        "(is the source running, and on the same network settings: --local on both sides?)")
+    # the result outlet exists before the source is resolved, so the experiment software can connect first
     outlet = ResultOutlet(opts.result_name, f"eegalign-stream:{opts.result_name}") if result_outlet else None
+    conn = connect(opts, decoder, record, opts.timeout)
+    if isinstance(conn, str):
+        raise DataError(f"no LSL streams named {opts.eeg_name!r} and {opts.marker_name!r} usable within {opts.timeout:g} s "
+                        f"({conn}; is the source running, and on the same network settings: --local on both sides?)")
     say(f"stream: connected ({', '.join(conn.prep.steps()) or 'no'} preprocessing per epoch); results to {out}"
         + (f" and LSL stream {opts.result_name!r}" if outlet else ""))
     with ResultLog(out, overwrite=overwrite) as log:
@@ -267,6 +345,8 @@ def run_stream(model_dir: str | Path, out: str | Path, opts: Options, *, gallery
         try:
             session.run(conn)
         finally:
+            if outlet is not None:
+                outlet.linger()
             say(f"stream: {session.decoded} trials decoded, {session.missed} missed, {session.losses} stream losses; "
                 f"results in {out}")
     return {"decoded": session.decoded, "missed": session.missed, "losses": session.losses}
