@@ -164,13 +164,61 @@ def _prepare_cache(
     concepts are fixed by the release).
     """
     from eegalign import __version__
-    from eegalign.data.preprocess import NORMS, preprocess
-    from eegalign.data.sources import detect_format, read_source
-    from eegalign.data.splits import resplit
-    from eegalign.io import atomic_dir, write_json
-    from eegalign.outputs import check_writable
+    from eegalign.data.sources import read_source
 
     out = Path(out)
+    fmt, things, sfreq, params = _plan_params(
+        source, format=format, bandpass=bandpass, norm=norm, sfreq=sfreq, splits=splits, fold=fold,
+        n_chans=n_chans, subjects=subjects, val_fraction=val_fraction, val_seed=val_seed, split_by=split_by,
+        split_fractions=split_fractions, split_seed=split_seed)
+    identity = _source_identity(source, fmt, splits if fmt == "release" else None, exclude=out)
+    fp = fingerprint(identity, params, __version__)
+    if _reusable_or_refuse(out, fp, overwrite=overwrite):
+        _say(f"reusing cache {out} (fingerprint {fp})")
+        return out
+
+    if things is not None:
+        return _prepare_things(things, Path(source), out, params=params, fp=fp, identity=identity,
+                               version=__version__, strict=strict, progress=progress)
+    records = read_source(source, format=format, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
+    stats = _split_and_preprocess(records, params, bandpass=bandpass, norm=norm, sfreq=sfreq, strict=strict,
+                                  progress=progress, split_by=split_by, split_fractions=split_fractions,
+                                  split_seed=split_seed)
+    meta = records.meta
+    counts = _write_cache(records, stats, source, out, fmt=fmt, fp=fp, identity=identity, params=params,
+                          version=__version__, progress=progress)
+    _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
+         f"{records.eeg.shape[1]} x {records.eeg.shape[2]}, {meta['image_id'].nunique()} images")
+    return out
+
+
+def _plan_params(
+    source: str | os.PathLike,
+    *,
+    format: str,
+    bandpass: tuple[float, float] | None,
+    norm: str,
+    sfreq: float | None,
+    splits: str | os.PathLike | None,
+    fold: int,
+    n_chans: int | None,
+    subjects: list[int] | None,
+    val_fraction: float,
+    val_seed: int,
+    split_by: str,
+    split_fractions: tuple[float, float, float],
+    split_seed: int,
+) -> tuple[str, Any, float, dict[str, Any]]:
+    """Check the options, detect the format and build the fingerprinted parameters.
+
+    Arguments are those of :func:`_prepare_cache`. Returns ``(fmt, things, sfreq, params)``: the
+    detected format, the THINGS-EEG2 plan (None for other formats), the sampling rate in Hz (default
+    1000, or for THINGS-EEG2 the rate of the files' ``times``) and the parameters written into the
+    manifest and hashed into the fingerprint. Raises ConfigError for bad options.
+    """
+    from eegalign.data.preprocess import NORMS
+    from eegalign.data.sources import detect_format
+
     if norm not in NORMS:
         raise ConfigError(f"unknown --norm {norm!r}: expected one of {', '.join(NORMS)}")
     fmt = detect_format(source, format)
@@ -199,28 +247,56 @@ def _prepare_cache(
             "val_seed": int(val_seed)} if things is not None else {}),
         **_split_params(split_by, split_fractions, split_seed),
     }
-    identity = _source_identity(source, fmt, splits if fmt == "release" else None, exclude=out)
-    fp = fingerprint(identity, params, __version__)
-    if out.exists():
-        existing = _read_manifest(out)
-        complete = existing is not None and all((out / f).exists() for f in CACHE_FILES)
-        if complete and existing.get("fingerprint") == fp and not overwrite:  # type: ignore[union-attr]
-            _say(f"reusing cache {out} (fingerprint {fp})")
-            return out
-        if not complete and out.is_dir() and any(out.iterdir()):
-            raise DataError(f"{out} exists and is not an eegalign cache; choose another --out (it is never overwritten)")
-        if complete and not overwrite:
-            raise DataError(
-                f"{out} holds a cache prepared from other inputs or parameters (fingerprint "
-                f"{existing.get('fingerprint')}, now {fp}); pass --overwrite to replace it or choose another --out"  # type: ignore[union-attr]
-            )
-        if out.is_file():
-            raise DataError(f"{out} is a file; --out must be a directory")
+    return fmt, things, sfreq, params
 
-    if things is not None:
-        return _prepare_things(things, Path(source), out, params=params, fp=fp, identity=identity,
-                               version=__version__, strict=strict, progress=progress)
-    records = read_source(source, format=format, splits=splits, fold=fold, n_chans=n_chans, progress=progress)
+
+def _reusable_or_refuse(out: Path, fp: str, *, overwrite: bool) -> bool:
+    """Decide what to do with an existing ``out``: True if it is a complete cache with fingerprint ``fp``
+    to reuse (and not ``overwrite``), False if it may be (over)written.
+
+    Raises DataError if ``out`` is a non-empty non-cache directory, a cache of other inputs or
+    parameters without ``overwrite``, or a file.
+    """
+    if not out.exists():
+        return False
+    existing = _read_manifest(out)
+    complete = existing is not None and all((out / f).exists() for f in CACHE_FILES)
+    if complete and existing.get("fingerprint") == fp and not overwrite:  # type: ignore[union-attr]
+        return True
+    if not complete and out.is_dir() and any(out.iterdir()):
+        raise DataError(f"{out} exists and is not an eegalign cache; choose another --out (it is never overwritten)")
+    if complete and not overwrite:
+        raise DataError(
+            f"{out} holds a cache prepared from other inputs or parameters (fingerprint "
+            f"{existing.get('fingerprint')}, now {fp}); pass --overwrite to replace it or choose another --out"  # type: ignore[union-attr]
+        )
+    if out.is_file():
+        raise DataError(f"{out} is a file; --out must be a directory")
+    return False
+
+
+def _split_and_preprocess(
+    records: Any,
+    params: dict[str, Any],
+    *,
+    bandpass: tuple[float, float] | None,
+    norm: str,
+    sfreq: float,
+    strict: bool,
+    progress: bool,
+    split_by: str,
+    split_fractions: tuple[float, float, float],
+    split_seed: int,
+) -> dict[str, Any]:
+    """Re-split ``records.meta`` in place (unless ``split_by`` is ``source``) and preprocess
+    ``records.eeg`` ``(N, C, T)`` in place with statistics from the train split; return the stats.
+
+    ``params`` is the manifest parameters (for the progress line); a warning line counts replaced
+    non-finite values.
+    """
+    from eegalign.data.preprocess import preprocess
+    from eegalign.data.splits import resplit
+
     meta = records.meta
     if split_by != "source":
         summary = resplit(meta, split_by, tuple(split_fractions), split_seed)
@@ -233,7 +309,18 @@ def _prepare_cache(
     if stats["nonfinite"]["values"]:
         nf = stats["nonfinite"]
         _say(f"eegalign: warning: replaced {nf['values']} NaN/Inf values by 0 in {nf['trials']} trials (counted in stats.json)")
+    return stats
 
+
+def _write_cache(records: Any, stats: dict[str, Any], source: str | os.PathLike, out: Path, *, fmt: str, fp: str,
+                 identity: dict[str, Any], params: dict[str, Any], version: str, progress: bool) -> dict[str, int]:
+    """Write the preprocessed ``records`` (EEG ``(N, C, T)``, meta, images, source targets), ``stats``
+    and the manifest (last) atomically into ``out``; return the trial counts per split.
+    """
+    from eegalign.io import atomic_dir, write_json
+    from eegalign.outputs import check_writable
+
+    meta = records.meta
     if progress:
         _say(f"writing {out} ({records.eeg.nbytes / 2**30:.2f} GiB of EEG)")
     check_writable(out, need_bytes=_needed_bytes(records.eeg.nbytes))
@@ -248,7 +335,7 @@ def _prepare_cache(
         write_json(
             tmp / "manifest.json",
             {
-                "eegalign_version": __version__,
+                "eegalign_version": version,
                 "fingerprint": fp,
                 "source": str(source),
                 "source_identity": {k: v for k, v in identity.items() if k != "files"},
@@ -267,9 +354,7 @@ def _prepare_cache(
                 "notes": records.notes,
             },
         )
-    _say(f"wrote cache {out}: {len(meta)} trials ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
-         f"{records.eeg.shape[1]} x {records.eeg.shape[2]}, {meta['image_id'].nunique()} images")
-    return out
+    return counts
 
 
 def _stream_eeg(path: Path, shape: tuple[int, int, int], blocks: Any, train: np.ndarray, *,
