@@ -87,6 +87,11 @@ def _split_protocol(ctx: dict, manifest: dict) -> str:
     # the source as resolved when the cache was prepared (the recorded one may be relative to another directory)
     source_dir = manifest.get("source_identity", {}).get("path") or manifest.get("source")
     if source_dir and (Path(source_dir) / "synthetic.json").is_file():
+        if manifest.get("format") == "things-eeg2":
+            return (
+                "Synthetic data in the THINGS-EEG2 layout (`eegalign data synth --layout things-eeg2`), with its "
+                "zero-shot split (test concepts never occur in training): these numbers test the pipeline, not a brain."
+            )
         return (
             "Synthetic data (`eegalign data synth`), split by image like the hub data set: "
             "these numbers test the pipeline, not a brain."
