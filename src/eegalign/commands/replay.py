@@ -13,6 +13,8 @@ DEFAULT_NAME = "eegalign-replay"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from eegalign.realtime.lslconfig import add_local_option
+
     parser.add_argument("--cache", required=True, help="cache directory (from `eegalign data prepare`)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"], help="split to replay (default test)")
     parser.add_argument("--rate", type=float, default=1.0, help="speed relative to real time (default 1.0)")
@@ -24,9 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="play the split this many times in a row (default 1)")
     parser.add_argument("--wait", type=float, default=30.0,
                         help="seconds to wait for a consumer of both streams before replaying anyway (default 30)")
-    parser.add_argument("--local", action="store_true",
-                        help="keep LSL on this machine (loopback-only liblsl config, unless LSLAPICFG is set); "
-                             "without it LSL discovers and serves the whole network")
+    add_local_option(parser, without="LSL discovers and serves the whole network")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,13 +41,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--repeat must be >= 1")
     check_positive({"--rate": args.rate, "--gap-ms": args.gap_ms, "--chunk-ms": args.chunk_ms})
     check_positive({"--wait": args.wait}, zero_ok=True)
-    if args.local:
-        from eegalign.realtime.lslconfig import use_local_config
+    from eegalign.realtime.lslconfig import load_pylsl
 
-        use_local_config()  # before pylsl is imported
-    from eegalign.realtime.lslconfig import require_pylsl
-
-    require_pylsl()
+    load_pylsl(args.local)
     from eegalign.realtime.replay import replay
 
     replay(args.cache, args.split, name=args.stream_name, rate=args.rate, gap_ms=args.gap_ms, max_trials=args.max_trials,

@@ -12,6 +12,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from eegalign.realtime.lslconfig import add_local_option
+
     parser.add_argument("--model", required=True, metavar="DIR", help="model directory written by `eegalign export`")
     parser.add_argument("--eeg-stream", required=True, metavar="NAME", help="LSL name of the EEG stream")
     parser.add_argument("--marker-stream", metavar="NAME", help="LSL name of the marker stream (default: EEG name + '-markers')")
@@ -35,9 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: ONNX Runtime when DIR has model.onnx, else torch")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of the backend (default 1)")
     parser.add_argument("--with-embedding", action="store_true", help="also write each trial's predicted embedding")
-    parser.add_argument("--local", action="store_true",
-                        help="keep LSL on this machine (loopback-only liblsl config, unless LSLAPICFG is set); "
-                             "without it LSL discovers streams on the whole network")
+    add_local_option(parser, without="LSL discovers streams on the whole network")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,13 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--model {args.model} is not a directory (a model directory written by `eegalign export`)")
     gallery_file = None if args.gallery == "prototypes" else args.gallery
     check_log_path(args.out, [args.model, gallery_file, args.cache, _recorded_cache(args.model)], args.overwrite)
-    if args.local:
-        from eegalign.realtime.lslconfig import use_local_config
+    from eegalign.realtime.lslconfig import load_pylsl
 
-        use_local_config()  # before pylsl is imported
-    from eegalign.realtime.lslconfig import require_pylsl
-
-    require_pylsl()
+    load_pylsl(args.local)
     from eegalign.realtime.stream import Options, run_stream
 
     opts = Options(eeg_name=args.eeg_stream, marker_name=args.marker_stream or f"{args.eeg_stream}-markers",

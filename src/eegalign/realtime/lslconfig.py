@@ -7,6 +7,7 @@ overridden.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from importlib.resources import files
@@ -41,3 +42,16 @@ def require_pylsl() -> None:
         import pylsl  # noqa: F401
     except (ImportError, RuntimeError) as e:  # pylsl raises RuntimeError when its liblsl cannot be loaded
         raise ConfigError(f"live decoding needs pylsl with liblsl ({e}); install it with `pip install eegalign[realtime]`") from None
+
+
+def add_local_option(parser: argparse.ArgumentParser, without: str) -> None:
+    """The ``--local`` flag of ``replay`` and ``stream``; ``without`` says what LSL does without it."""
+    parser.add_argument("--local", action="store_true",
+                        help=f"keep LSL on this machine (loopback-only liblsl config, unless {ENV} is set); without it {without}")
+
+
+def load_pylsl(local: bool) -> None:
+    """Apply ``--local`` (before pylsl is imported), then import pylsl or raise a one-line :class:`ConfigError`."""
+    if local:
+        use_local_config()
+    require_pylsl()
